@@ -1,0 +1,140 @@
+"""Startup hook that makes `lm_eval --model qwen2audio --tasks spoken_mmlu` work with no flag.
+
+lm-eval 0.4.13 has no plugin discovery: `--model` only resolves its own registry and
+`--include_path` is the only way to add task folders. A `.pth` file installed with this
+package imports this module in every Python process of the environment, so it must stay
+cheap: it imports nothing heavy (no torch, no transformers, not even lm_eval). It installs a
+post-import hook that acts only when a process imports lm-eval itself:
+
+- after `lm_eval.api.registry` loads, our models are registered as lazy placeholders (the
+  entry points declared in `pyproject.toml`, group `lm_eval.models`, which future lm-eval
+  versions read themselves), and so are our filters and metrics (`registration.py`);
+- after `lm_eval.api.model` loads, the request-cache key learns to hash numpy audio arrays by
+  content (lm-eval hashes bytes and images, but raises on arrays, so `--use_cache` crashed);
+- after `lm_eval.tasks.manager` loads, every `TaskManager` also indexes our `tasks/` folder.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import sys
+from pathlib import Path
+
+ENTRY_POINT_GROUP = "lm_eval.models"
+
+
+def tasks_dir() -> Path:
+    """The folder holding this package's task YAMLs (inside the wheel, or the source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "tasks", here.parent / "tasks"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"lm_eval_audio task folder not found next to {here}")
+
+
+def _register_models(registry_module) -> None:
+    # lm_eval.models registers the built-ins; get_model() only imports it while the registry is
+    # empty, so registering ours first would make `--model hf` vanish.
+    import importlib.metadata as md
+
+    import lm_eval.models  # noqa: F401
+
+    registry = registry_module.model_registry
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in registry:
+            # The placeholder string must equal f"{cls.__module__}:{cls.__name__}" so that the
+            # class's own @register_model decorator upgrades it instead of raising.
+            registry.register(ep.name, target=ep.value)
+
+    from lm_eval_audio.registration import LAZY
+
+    for registry_name, entries in LAZY.items():
+        target_registry = getattr(registry_module, registry_name)
+        for alias, target in entries.items():
+            if alias not in target_registry:
+                target_registry.register(alias, target=target)
+
+
+def _patch_cache_key(model_module) -> None:
+    original = model_module._multimodal_cache_default
+    if getattr(original, "_lm_eval_audio", False):
+        return
+
+    def cache_default(obj):
+        import hashlib
+
+        if type(obj).__module__ == "numpy" and hasattr(obj, "tobytes"):
+            digest = hashlib.sha256(obj.tobytes()).hexdigest()
+            return {"__ndarray_sha256__": digest, "dtype": str(obj.dtype), "shape": list(obj.shape)}
+        return original(obj)
+
+    cache_default._lm_eval_audio = True
+    model_module._multimodal_cache_default = cache_default
+
+
+def _patch_task_manager(manager_module) -> None:
+    cls = manager_module.TaskManager
+    if getattr(cls.__init__, "_lm_eval_audio", False):
+        return
+    original_init = cls.__init__
+
+    def __init__(self, *args, include_path=None, **kwargs):
+        ours = str(tasks_dir())
+        if include_path is None:
+            paths = []
+        elif isinstance(include_path, (list, tuple)):
+            paths = list(include_path)
+        else:
+            paths = [include_path]
+        # Ours first, so a user's --include_path can still override a task of ours.
+        paths = [ours] + [p for p in paths if str(p) != ours]
+        original_init(self, *args, include_path=paths, **kwargs)
+
+    __init__._lm_eval_audio = True
+    cls.__init__ = __init__
+
+
+_AFTER_IMPORT = {
+    "lm_eval.api.registry": _register_models,
+    "lm_eval.api.model": _patch_cache_key,
+    "lm_eval.tasks.manager": _patch_task_manager,
+}
+
+
+class _Loader(importlib.abc.Loader):
+    def __init__(self, inner, action):
+        self._inner = inner
+        self._action = action
+
+    def create_module(self, spec):
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module):
+        self._inner.exec_module(module)
+        self._action(module)
+
+
+class _Finder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path=None, target=None):
+        action = _AFTER_IMPORT.get(fullname)
+        if action is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _Loader(spec.loader, action)
+        return spec
+
+
+def install() -> None:
+    """Install the post-import hook (idempotent); act at once on modules already imported."""
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _Finder())
+    for name, action in _AFTER_IMPORT.items():
+        module = sys.modules.get(name)
+        if module is not None:
+            action(module)
+
+
+install()

@@ -1,0 +1,54 @@
+"""`lm-eval-audio` command line: one subcommand per module that owns the work.
+
+Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`, and keeps its
+heavy imports (torch, transformers) inside `run`, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "make-tiny-model": ("lm_eval_audio.tiny", "build a random Qwen2-Audio checkpoint offline"),
+    "synth": ("lm_eval_audio.tts.cli", "synthesise the speech clips of a spoken task"),
+    "report": ("lm_eval_audio.report.cli", "compare lm-eval result folders in one report"),
+    "finetune": ("finetune.cli", "LoRA fine-tuning of Qwen2-Audio"),
+    "merge": ("finetune.merge", "merge a LoRA adapter into a full model directory"),
+    "reproduce": ("lm_eval_audio.reproduce", "run the seed study's experiments and report"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(prog="lm-eval-audio", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name and module_name.startswith(e.name):
+                continue  # that part of the tool is not built in this version
+            raise
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lm-eval-audio` script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

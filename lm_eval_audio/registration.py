@@ -1,0 +1,18 @@
+"""What this package adds to lm-eval's registries, as lazy "module:attr" placeholders.
+
+Pure data: the startup hook reads it in every process that imports lm-eval, so nothing here
+may import torch, transformers or our own heavy modules. Models come from the entry points in
+`pyproject.toml` (group `lm_eval.models`) instead, since lm-eval will read those itself.
+
+A placeholder must equal f"{obj.__module__}:{obj.__name__}" of the object that its module
+registers with lm-eval's decorators, or the decorator raises on import.
+"""
+
+# registry attribute in lm_eval.api.registry -> {alias: "module:attr" or plain value}
+LAZY: dict[str, dict[str, object]] = {
+    "filter_registry": {},
+    "metric_registry": {},
+    "aggregation_registry": {},
+    "metric_agg_registry": {},
+    "higher_is_better_registry": {},
+}

@@ -1,0 +1,42 @@
+"""Shared fixtures. Everything is offline: tiny checkpoints are built here, data comes from
+../shared/data (tests that need it skip with the reason when it is absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny random Qwen2-Audio checkpoint, built once per test session."""
+    from lm_eval_audio.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2audio"), size="tiny")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The team's shared offline data folder; skips when this machine does not have it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA} (set LM_EVAL_AUDIO_SHARED_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict:
+    """Environment for running `lm_eval` / `lm-eval-audio` in a subprocess, offline."""
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               HF_HOME=str(tmp_path / "hf_home"), TOKENIZERS_PARALLELISM="false")
+    return env
