@@ -1,0 +1,90 @@
+"""Qwen2-Audio's audio path (features -> encoder -> projector) on each clip's own length.
+
+transformers' `Qwen2AudioEncoder.forward` only accepts the full 30 s window (3000 mel frames),
+so a 5 s clip pays for 30 s of encoder compute. The encoder masks padded positions as
+attention keys, its convolutions are local and its pooling pairwise, so running it on the
+clip's valid frames (plus a few frames for the convolutions' reach) gives the same outputs on
+every valid position at a cost that follows the clip. transformers has no such entry point,
+so we call the encoder's own modules here; `own_length=False` runs the same code on the full
+window (the stock behaviour), which the tests use as the reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+MEL_FRAMES_30S = 3000
+# Extra mel frames kept past the valid ones: conv1/conv2 (kernel 3) reach 2 frames ahead and
+# the count must stay even for the stride-2 conv and pooling.
+_CONV_REACH = 4
+
+
+def audio_token_count(mel_frames: int) -> int:
+    """Number of `<|AUDIO|>` positions a clip of `mel_frames` valid frames occupies."""
+    after_conv = (mel_frames - 1) // 2 + 1
+    return (after_conv - 2) // 2 + 1
+
+
+@dataclass
+class AudioFeatures:
+    """Log-mel features of a batch of clips and each clip's number of valid frames."""
+
+    input_features: torch.Tensor  # (n_clips, n_mels, frames)
+    valid_frames: list[int]
+
+
+def extract_features(feature_extractor, arrays: list[np.ndarray], sampling_rate: int = 16_000) -> AudioFeatures:
+    """Whisper log-mel features exactly as Qwen2AudioProcessor computes them (padded to 30 s).
+
+    Features are computed over the 30 s window (not trimmed audio) because the STFT's edge
+    frames and Whisper's dynamic-range clamp depend on the padding; we slice afterwards.
+    """
+    out = feature_extractor(
+        arrays, sampling_rate=sampling_rate, padding="max_length", return_attention_mask=True, return_tensors="pt"
+    )
+    valid = out["attention_mask"].sum(-1).tolist()
+    return AudioFeatures(input_features=out["input_features"], valid_frames=[int(v) for v in valid])
+
+
+def encode_audio(model, features: AudioFeatures, *, own_length: bool = True) -> list[torch.Tensor]:
+    """Run encoder + projector; return one (n_audio_tokens, hidden) tensor per clip.
+
+    `model` is a `Qwen2AudioForConditionalGeneration` (or its inner `Qwen2AudioModel`). The
+    batch is cut to the longest clip's frames (+ the convolutions' reach) when `own_length`.
+    """
+    from transformers.masking_utils import create_bidirectional_mask
+
+    inner = getattr(model, "model", model)
+    tower = inner.audio_tower
+    projector = inner.multi_modal_projector
+
+    valid = features.valid_frames
+    if own_length:
+        frames = min(MEL_FRAMES_30S, max(valid) + _CONV_REACH)
+        frames += frames % 2
+    else:
+        frames = MEL_FRAMES_30S
+    x = features.input_features[..., :frames].to(dtype=tower.conv1.weight.dtype, device=tower.conv1.weight.device)
+
+    hidden = torch.nn.functional.gelu(tower.conv1(x))
+    hidden = torch.nn.functional.gelu(tower.conv2(hidden)).permute(0, 2, 1)
+    seq_len = hidden.shape[1]
+    hidden = hidden + tower.embed_positions.weight[:seq_len]
+
+    # Same key mask as Qwen2AudioModel.forward: positions past each clip's conv output are padding.
+    conv_lengths = torch.tensor([(v - 1) // 2 + 1 for v in valid], device=hidden.device)
+    mask_2d = (torch.arange(seq_len, device=hidden.device)[None, :] < conv_lengths[:, None]).long()
+    attention_mask = create_bidirectional_mask(
+        config=tower.config, inputs_embeds=hidden, attention_mask=mask_2d
+    )
+    for layer in tower.layers:
+        hidden = layer(hidden, attention_mask)
+        if isinstance(hidden, tuple):
+            hidden = hidden[0]
+    hidden = tower.avg_pooler(hidden.permute(0, 2, 1)).permute(0, 2, 1)
+    hidden = tower.layer_norm(hidden)
+    projected = projector(hidden)
+    return [projected[i, : audio_token_count(v)] for i, v in enumerate(valid)]
