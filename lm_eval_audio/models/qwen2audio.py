@@ -340,7 +340,7 @@ class Qwen2AudioLM(HFLM):
     @torch.inference_mode()
     def _generate_batch(self, batch: list[_Request]) -> list[str]:
         kwargs = normalize_gen_kwargs(batch[0].gen_kwargs, self.max_gen_toks)
-        until = handle_stop_sequences(kwargs.pop("until", None), eos=self.tok_decode([self.eot_token_id]))
+        until = handle_stop_sequences(kwargs.pop("until", None), eos=self.tok_decode(self.eot_token_id, skip_special_tokens=False))
         max_new_tokens = kwargs.pop("max_gen_toks")
         kwargs.pop("max_length", None)
         if not kwargs.get("do_sample"):
