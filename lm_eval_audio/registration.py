@@ -11,8 +11,32 @@ registers with lm-eval's decorators, or the decorator raises on import.
 # registry attribute in lm_eval.api.registry -> {alias: "module:attr" or plain value}
 LAZY: dict[str, dict[str, object]] = {
     "filter_registry": {},
-    "metric_registry": {},
-    "aggregation_registry": {},
-    "metric_agg_registry": {},
-    "higher_is_better_registry": {},
+    "metric_registry": {
+        "wer": "lm_eval_audio.wer:wer_pair",  # issue 7
+        "wer_unnormalised": "lm_eval_audio.wer:wer_pair",  # issue 7
+        "wer_substitutions": "lm_eval_audio.wer:wer_pair",  # issue 7
+        "wer_deletions": "lm_eval_audio.wer:wer_pair",  # issue 7
+        "wer_insertions": "lm_eval_audio.wer:wer_pair",  # issue 7
+    },
+    "aggregation_registry": {
+        "wer": "lm_eval_audio.wer:agg_wer",  # issue 7
+        "wer_unnormalised": "lm_eval_audio.wer:agg_wer_unnormalised",  # issue 7
+        "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
+        "wer_deletions": "lm_eval_audio.wer:agg_deletion_rate",  # issue 7
+        "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
+    },
+    "metric_agg_registry": {
+        "wer": "lm_eval_audio.wer:agg_wer",  # issue 7
+        "wer_unnormalised": "lm_eval_audio.wer:agg_wer_unnormalised",  # issue 7
+        "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
+        "wer_deletions": "lm_eval_audio.wer:agg_deletion_rate",  # issue 7
+        "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
+    },
+    "higher_is_better_registry": {
+        "wer": False,  # issue 7
+        "wer_unnormalised": False,  # issue 7
+        "wer_substitutions": False,  # issue 7
+        "wer_deletions": False,  # issue 7
+        "wer_insertions": False,  # issue 7
+    },
 }
