@@ -10,8 +10,13 @@ registers with lm-eval's decorators, or the decorator raises on import.
 
 # registry attribute in lm_eval.api.registry -> {alias: "module:attr" or plain value}
 LAZY: dict[str, dict[str, object]] = {
-    "filter_registry": {},
+    "filter_registry": {
+        "choice_letter": "lm_eval_audio.filters.choice:ChoiceFilter",  # issue 3
+        "label_index": "lm_eval_audio.filters.label:LabelIndexFilter",  # issue 7
+    },
     "metric_registry": {
+        "extraction_failure": "lm_eval_audio.filters.choice:extraction_failure",  # issue 3
+        "judge_rate": "lm_eval_audio.filters.choice:judge_rate",  # issue 3
         "wer": "lm_eval_audio.wer:wer_pair",  # issue 7
         "wer_unnormalised": "lm_eval_audio.wer:wer_pair",  # issue 7
         "wer_substitutions": "lm_eval_audio.wer:wer_pair",  # issue 7
@@ -26,6 +31,8 @@ LAZY: dict[str, dict[str, object]] = {
         "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
     },
     "metric_agg_registry": {
+        "extraction_failure": "lm_eval.api.metrics:mean",  # issue 3
+        "judge_rate": "lm_eval.api.metrics:mean",  # issue 3
         "wer": "lm_eval_audio.wer:agg_wer",  # issue 7
         "wer_unnormalised": "lm_eval_audio.wer:agg_wer_unnormalised",  # issue 7
         "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
@@ -33,6 +40,8 @@ LAZY: dict[str, dict[str, object]] = {
         "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
     },
     "higher_is_better_registry": {
+        "extraction_failure": False,  # issue 3
+        "judge_rate": False,  # issue 3
         "wer": False,  # issue 7
         "wer_unnormalised": False,  # issue 7
         "wer_substitutions": False,  # issue 7

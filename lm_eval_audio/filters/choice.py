@@ -1,0 +1,200 @@
+"""Map a free-form answer to one of the letters A-D, or to nothing.
+
+The seed study asked its models to answer multiple-choice questions in free text. This filter
+turns such answers into letters with explicit rules, strongest evidence first; an answer that
+no rule maps stays unmapped (scored wrong, and counted by the `extraction_failure` metric).
+It never guesses. Optionally an LLM judge (`lm_eval_audio.judge`) is asked about the answers
+the rules leave unmapped; the share it decides is the `judge_rate` metric.
+
+Registered with lm-eval as filter `choice_letter` (see `lm_eval_audio.registration`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+
+from lm_eval.api.filter import Filter
+
+logger = logging.getLogger(__name__)
+
+LETTERS = ("A", "B", "C", "D")
+UNMAPPED = "[unmapped]"
+
+
+class Extracted(str):
+    """A filtered answer: the letter (or UNMAPPED), remembering which rule produced it.
+
+    A `str` so that lm-eval's metrics (exact_match) and sample logs treat it as the letter.
+    """
+
+    method: str
+
+    def __new__(cls, value: str, method: str) -> "Extracted":
+        obj = super().__new__(cls, value)
+        obj.method = method
+        return obj
+
+    def __reduce__(self):  # keep `method` through pickling (multi-process gathers)
+        return (Extracted, (str(self), self.method))
+
+
+# Letters from other scripts that models (or their tokenizers) produce for A-D.
+_HOMOGLYPHS = str.maketrans({"А": "A", "В": "B", "С": "C", "Α": "A", "Β": "B", "а": "a", "с": "c"})
+_L = r"[A-Da-d]"
+# The letter must stand alone: not followed by another letter or digit ("Apple", "B12").
+_END = r"(?![A-Za-z0-9])"
+# "answer is B", "Answer: (c)", "correct option is D", "réponse : B", "答案是B", "Ответ: B".
+_MARKERS = (
+    r"(?:the\s+)?(?:correct|right|best|final)?\s*(?:answer|option|choice|letter)"
+    r"(?:\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be))?"
+    r"(?:\s+(?:actually|clearly|definitely|probably|likely|therefore|thus|then|indeed))?"
+    r"|respuesta(?:\s+correcta)?(?:\s+es)?|r[ée]ponse(?:\s+correcte)?(?:\s+est)?"
+    r"|antwort(?:\s+ist)?|risposta(?:\s+corretta)?(?:\s+[èe])?|resposta(?:\s+correta)?(?:\s+[ée])?"
+    r"|ответ|答案(?:是|为|為)?|正确答案(?:是|为)?|正確答案(?:是|為)?|正解(?:は)?|答え(?:は)?"
+    r"|I\s+(?:choose|pick|select|would\s+choose|would\s+pick|'d\s+(?:go\s+with|choose|pick))"
+    r"|(?:go|going)\s+with"
+)
+_MARKED = re.compile(
+    rf"(?:{_MARKERS})\s*(?:[:：=\-–—]|\bis\b)?\s*(?:\*\*|\"|'|“|«|「|\(|\[|（)?\s*(?:option\s+|choice\s+|letter\s+)?"
+    rf"({_L}){_END}",
+    re.IGNORECASE,
+)
+# Hedges between two letters: "A or B", "B and D", "A/B", "C, D".
+# (Used with Pattern.match(text, pos), which anchors at pos.)
+_HEDGE = re.compile(
+    rf"\s*(?:\)|\]|\*\*)?\s*(?:or|and|/|,|&|oder|ou|o|y|et|或|和)\s*(?:option\s+|choice\s+)?\(?((?-i:[A-D])){_END}",
+    re.IGNORECASE,
+)
+_PUNCT = " \t\r\n.,;:!?。，；：！？*_`\"'“”‘’«»「」()[]（）【】<>-–—"
+# The whole answer is a letter, maybe wrapped: "B", "(b)", "**C.**", "Option D", "[A]".
+_ALONE = re.compile(rf"^(?:option|choice|letter|answer)?\s*[(\[（【]?\s*({_L})\s*[)\]）】]?$", re.IGNORECASE)
+# The answer starts with a labelled option: "B. Paris", "C) 42", "(D) none", "A: yes".
+_LEADING = re.compile(r"^[(\[（]?\s*([A-D])\s*(?:[.)\]）:：]|\s[-–—])(?:\s|$)")
+# Unambiguous letter mentions inside prose: "(C)", "option B", "choice D", "letter A".
+_MENTION = re.compile(rf"(?:[(\[（]\s*([A-D])\s*[)\]）])|(?:\b(?:option|choice|letter)\s+({_L}){_END})", re.IGNORECASE)
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_HOMOGLYPHS)
+    text = re.sub(r"[*_`]{1,3}", "", text)  # markdown emphasis around letters
+    return text.strip()
+
+
+def _canon(text: str) -> str:
+    text = unicodedata.normalize("NFKC", str(text)).casefold()
+    text = re.sub(r"[^\w\s%$€£+\-−/.]", " ", text)
+    return " ".join(text.strip(" .").split())
+
+
+def _marked(text: str) -> str | None:
+    last = None
+    for m in _MARKED.finditer(text):
+        hedge = _HEDGE.match(text, m.end())
+        if hedge and hedge.group(1).upper() != m.group(1).upper():
+            return UNMAPPED  # "the answer is A or B": two letters, no answer
+        last = m.group(1).upper()
+    # The last explicit statement wins: models that correct themselves end with the answer.
+    return last
+
+
+def _by_option_text(text: str, choices: Sequence[str]) -> str | None:
+    said = _canon(text)
+    if not said:
+        return None
+    canon = [_canon(c) for c in choices]
+    exact = [i for i, c in enumerate(canon) if c and c == said]
+    if len(exact) == 1:
+        return LETTERS[exact[0]]
+    found = [i for i, c in enumerate(canon)
+             if c and re.search(rf"(?<![\w−-]){re.escape(c)}(?![\w])", said)]
+    # "7" inside "−7": keep only matches not contained in another match.
+    found = [i for i in found if not any(j != i and canon[i] in canon[j] for j in found)]
+    if len(found) == 1 and len(canon[found[0]]) >= 2:
+        return LETTERS[found[0]]
+    return None
+
+
+def extract_choice(response: str, choices: Sequence[str] | None = None) -> tuple[str, str]:
+    """Return (letter or UNMAPPED, rule name) for one free-form answer.
+
+    Rules, strongest first: the answer is a lone letter; an explicit statement ("answer is
+    X", in several languages; the last one wins; "X or Y" is no answer); a leading labelled
+    option ("B. Paris"); the text of exactly one option; exactly one letter mentioned as
+    "(X)" or "option X". Anything else is unmapped.
+    """
+    if not isinstance(response, str):
+        return UNMAPPED, "not_text"
+    text = _normalise(response)
+    if not text:
+        return UNMAPPED, "empty"
+    alone = _ALONE.match(text.strip(_PUNCT.replace("(", "").replace(")", "").replace("[", "").replace("]", "")))
+    if alone:
+        return alone.group(1).upper(), "letter"
+    marked = _marked(text)
+    if marked == UNMAPPED:
+        return UNMAPPED, "ambiguous"
+    if marked:
+        return marked, "statement"
+    leading = _LEADING.match(text)
+    if leading:
+        rest = text[leading.end():]
+        if not _HEDGE.match(text, leading.end() - 1) and not re.match(rf"^\s*(?:or|and|/)\s*{_L}{_END}", rest, re.I):
+            return leading.group(1), "leading"
+        return UNMAPPED, "ambiguous"
+    if choices:
+        by_text = _by_option_text(text, choices)
+        if by_text:
+            return by_text, "option_text"
+    mentions = {(a or b).upper() for a, b in _MENTION.findall(text)}
+    if len(mentions) == 1:
+        return mentions.pop(), "mention"
+    if len(mentions) > 1:
+        return UNMAPPED, "ambiguous"
+    return UNMAPPED, "no_answer"
+
+
+class ChoiceFilter(Filter):
+    """lm-eval filter: each response -> `Extracted` letter A-D, or UNMAPPED.
+
+    `judge`: None (default) reads `LM_EVAL_AUDIO_JUDGE` (a chat model name such as
+    gpt-4o-mini; unset or 0 = off); "off" forces it off. The judge only sees answers that the
+    rules leave unmapped, and its verdicts are cached.
+    """
+
+    def __init__(self, judge: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        from lm_eval_audio.judge import judge_from_setting
+
+        self.judge = judge_from_setting(judge)
+
+    def apply(self, resps: Iterable[Sequence[str]], docs: Sequence[dict]) -> list[list[Extracted]]:
+        """Map every response of every document (lm-eval's filter interface)."""
+        out, unmapped = [], 0
+        for doc, doc_resps in zip(docs, resps):
+            choices = doc.get("choices") if isinstance(doc, dict) else None
+            mapped = []
+            for resp in doc_resps:
+                letter, method = extract_choice(resp, choices)
+                if letter == UNMAPPED and self.judge is not None and isinstance(resp, str) and resp.strip():
+                    verdict = self.judge.decide(doc, resp)
+                    if verdict is not None:
+                        letter, method = verdict, "judge"
+                unmapped += letter == UNMAPPED
+                mapped.append(Extracted(letter, method))
+            out.append(mapped)
+        if unmapped:
+            logger.info("choice_letter: %d of %d answers could not be mapped to A-D", unmapped, len(out))
+        return out
+
+
+def extraction_failure(references: Sequence, predictions: Sequence[str], **kwargs) -> float:
+    """1.0 when the filtered answer is not a letter A-D (an extraction failure), else 0.0."""
+    return float(str(predictions[0]) not in LETTERS)
+
+
+def judge_rate(references: Sequence, predictions: Sequence[str], **kwargs) -> float:
+    """1.0 when the LLM judge, not a rule, produced the letter, else 0.0."""
+    return float(getattr(predictions[0], "method", None) == "judge")

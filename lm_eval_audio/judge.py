@@ -1,0 +1,116 @@
+"""Optional LLM judge for free-form multiple-choice answers (the seed used gpt-4o-mini).
+
+Off by default. `LM_EVAL_AUDIO_JUDGE=<chat model>` turns it on for the `choice_letter`
+filter, which asks it only about answers its rules cannot map; the share of answers it
+decided is reported as the `judge_rate` metric, so its use is visible in every result file.
+Verdicts are cached on disk by (model, prompt version, question, answer): a rerun asks nothing.
+The openai SDK handles `OPENAI_BASE_URL` and retries with backoff on 429/5xx; the key comes
+from the environment or a `.env` and never appears in messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lm_eval_audio.tts.cache import atomic_write_bytes
+from lm_eval_audio.tts.config import default_cache_dir
+
+logger = logging.getLogger(__name__)
+
+ENV_JUDGE = "LM_EVAL_AUDIO_JUDGE"
+PROMPT_VERSION = 1
+_OFF = {"", "0", "off", "false", "no", "none"}
+
+SYSTEM = (
+    "You grade answers to multiple-choice questions. Given a question with options A-D and a "
+    "student's answer, reply with the single letter of the option the answer chose, or NONE if "
+    "it chose no option, several options, or refused. Reply with one token: A, B, C, D or NONE."
+)
+
+
+class JudgeError(RuntimeError):
+    """The judge endpoint failed; the message names the item and never the API key."""
+
+
+@dataclass
+class JudgeConfig:
+    """Which chat model judges, and where its verdicts are cached."""
+
+    model: str = "gpt-4o-mini"
+    cache_dir: Path = field(default_factory=lambda: default_cache_dir().parent / "judge")
+    max_retries: int = 6
+    timeout: float = 60.0
+
+
+def judge_from_setting(setting: str | None) -> "Judge | None":
+    """The judge a filter should use: `setting` (a model name, or "off"), else the environment."""
+    value = setting if setting is not None else os.environ.get(ENV_JUDGE, "")
+    if str(value).strip().lower() in _OFF:
+        return None
+    judge = Judge(JudgeConfig(model=str(value).strip()))
+    logger.warning("LLM judge %s is on for answers the rules cannot map (see judge_rate)", judge.config.model)
+    return judge
+
+
+def _user_prompt(doc: dict, answer: str) -> str:
+    from lm_eval_audio.data.mmlu import question_block
+
+    return f"Question:\n{question_block(doc)}\n\nStudent's answer:\n{answer.strip()}"
+
+
+class Judge:
+    """Asks a chat model which option a free-form answer chose; cached."""
+
+    def __init__(self, config: JudgeConfig | None = None) -> None:
+        self.config = config or JudgeConfig()
+        self._client = None
+        self._key = ""
+
+    def _cache_path(self, prompt: str) -> Path:
+        digest = hashlib.sha256(
+            json.dumps([self.config.model, PROMPT_VERSION, SYSTEM, prompt]).encode("utf-8")
+        ).hexdigest()
+        return Path(self.config.cache_dir) / digest[:2] / f"{digest}.json"
+
+    def _ask(self, prompt: str, name: str) -> str:
+        import openai
+
+        from lm_eval_audio.tts.openai_tts import find_api_key, redact
+
+        if self._client is None:
+            self._key = find_api_key()
+            self._client = openai.OpenAI(api_key=self._key, max_retries=self.config.max_retries,
+                                         timeout=self.config.timeout)
+        try:
+            completion = self._client.chat.completions.create(
+                model=self.config.model,
+                temperature=0,
+                max_tokens=3,
+                messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+            )
+        except openai.OpenAIError as e:
+            status = getattr(e, "status_code", None)
+            raise JudgeError(f"judge {self.config.model} failed{f' (HTTP {status})' if status else ''} "
+                             f"on {name}: {redact(str(e), self._key)}") from None
+        return completion.choices[0].message.content or ""
+
+    def decide(self, doc: dict, answer: str) -> str | None:
+        """The letter the judge reads in `answer`, or None when it finds no single option."""
+        prompt = _user_prompt(doc, answer)
+        path = self._cache_path(prompt)
+        if path.is_file():
+            reply = json.loads(path.read_text(encoding="utf-8"))["reply"]
+        else:
+            name = f"MMLU item {doc.get('mmlu_id', '?')}"
+            reply = self._ask(prompt, name)
+            record = {"model": self.config.model, "prompt_version": PROMPT_VERSION, "prompt": prompt, "reply": reply}
+            atomic_write_bytes(path, json.dumps(record, ensure_ascii=False).encode("utf-8"))
+        # The judge's own reply is read strictly: one letter or NONE, nothing else counts.
+        m = re.fullmatch(r"\s*\(?([ABCD])\)?\.?\s*", reply)
+        return m.group(1) if m else None

@@ -1,0 +1,106 @@
+"""Configuration of speech synthesis: which engine speaks, with which voice, cached where.
+
+Every field that changes the sound of a clip is part of the clip's cache key (`cache.clip_key`),
+so two configurations never share a clip by accident.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+# Environment variables (documented in the README): the task side of the plugin reads these,
+# since lm-eval gives `doc_to_audio` nothing but the document.
+ENV_BACKEND = "LM_EVAL_AUDIO_TTS_BACKEND"
+ENV_VOICE = "LM_EVAL_AUDIO_TTS_VOICE"
+ENV_CACHE = "LM_EVAL_AUDIO_TTS_CACHE"
+ENV_SYNTH = "LM_EVAL_AUDIO_SYNTH"
+
+BACKENDS = ("espeak", "openai")
+
+# The seed study's OpenAI settings.
+OPENAI_MODEL = "gpt-4o-mini-tts"
+OPENAI_VOICE = "alloy"
+OPENAI_INSTRUCTIONS = "Speak like reading a question with 4 alternatives in an exam."
+ESPEAK_VOICE = "en-us"
+ESPEAK_RATE = 175  # words per minute, espeak-ng's own default
+
+_FALSE = {"0", "false", "no", "off"}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def default_cache_dir() -> Path:
+    """`$LM_EVAL_AUDIO_TTS_CACHE`, else `$XDG_CACHE_HOME/lm_eval_audio/tts` (~/.cache by default)."""
+    if os.environ.get(ENV_CACHE):
+        return Path(os.environ[ENV_CACHE]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "lm_eval_audio" / "tts"
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name}={raw!r}: expected one of {sorted(_TRUE | _FALSE)}")
+
+
+@dataclass
+class TTSConfig:
+    """How clips are synthesised and where they are cached.
+
+    `voice`, `model` and `instructions` left as None take the backend's defaults (espeak:
+    voice en-us; openai: the seed's gpt-4o-mini-tts, alloy, exam-reading instructions).
+    `synthesize=False` makes a missing clip an error instead of a synthesis job.
+    """
+
+    backend: str = "espeak"
+    voice: str | None = None
+    model: str | None = None
+    instructions: str | None = None
+    rate: int | None = None  # espeak words per minute
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    synthesize: bool = True
+    max_retries: int = 6  # openai: retries on 429 / 5xx / connection errors, with backoff
+    timeout: float = 60.0  # openai: seconds per request
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown TTS backend {self.backend!r}; choose from {BACKENDS}")
+        self.cache_dir = Path(self.cache_dir).expanduser()
+        if self.backend == "espeak":
+            self.voice = self.voice or ESPEAK_VOICE
+            self.rate = self.rate or ESPEAK_RATE
+            if self.model or self.instructions:
+                raise ValueError("the espeak backend takes no model or instructions")
+        else:
+            self.voice = self.voice or OPENAI_VOICE
+            self.model = self.model or OPENAI_MODEL
+            self.instructions = OPENAI_INSTRUCTIONS if self.instructions is None else self.instructions
+            if self.rate is not None:
+                raise ValueError("the openai backend takes no rate")
+
+    @classmethod
+    def from_env(cls, **overrides) -> "TTSConfig":
+        """The configuration the environment asks for; explicit keyword overrides win."""
+        values: dict = {}
+        if os.environ.get(ENV_BACKEND):
+            values["backend"] = os.environ[ENV_BACKEND].strip()
+        if os.environ.get(ENV_VOICE):
+            values["voice"] = os.environ[ENV_VOICE].strip()
+        values["synthesize"] = _env_flag(ENV_SYNTH, True)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        names = {f.name for f in fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise TypeError(f"unknown TTSConfig fields: {sorted(unknown)}")
+        return cls(**values)
+
+    def with_(self, **changes) -> "TTSConfig":
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)

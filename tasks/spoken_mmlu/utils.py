@@ -1,0 +1,20 @@
+"""Glue between the spoken-MMLU YAMLs and `lm_eval_audio` (data, prompts and speech live there)."""
+
+from __future__ import annotations
+
+from lm_eval_audio.data.mmlu import load_for_task, spoken_clip
+
+
+def load_dataset(**kwargs):
+    """`custom_dataset`: lm-eval passes the YAML's dataset_kwargs plus run metadata (mmlu_path)."""
+    return load_for_task(**kwargs)
+
+
+def doc_to_audio(doc: dict) -> list[dict]:
+    """The clip of the question and its four alternatives (a lazy reference, not samples)."""
+    return [spoken_clip(doc, instruction=False, synth_task=doc.get("synth_task"))]
+
+
+def doc_to_audio_gen(doc: dict) -> list[dict]:
+    """The clip of the instruction, question and alternatives (the seed's generation protocol)."""
+    return [spoken_clip(doc, instruction=True, synth_task=doc.get("synth_task"))]

@@ -1,0 +1,104 @@
+"""Answer extraction: free-form model answers -> A-D, unmapped when there is no single answer."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from lm_eval_audio.filters.choice import (
+    UNMAPPED,
+    ChoiceFilter,
+    Extracted,
+    extract_choice,
+    extraction_failure,
+    judge_rate,
+)
+
+CHOICES = ["London", "Paris", "Rome", "Berlin"]
+NUM_CHOICES = ["−7", "−1", "1", "7"]
+
+# (model output, expected letter or None for unmapped)
+CASES = [
+    # the letter alone, in many wrappings
+    ("B", "B"), ("b", "B"), ("B.", "B"), ("(B)", "B"), ("[C]", "C"), ("D)", "D"),
+    ("**A**", "A"), ("  c  \n", "C"), ("Option D", "D"), ("option a.", "A"), ("Answer: C", "C"),
+    ("（Ｂ）", "B"), ("B。", "B"), ("«C»", "C"), ("`D`", "D"),
+    # explicit statements
+    ("The answer is B.", "B"), ("The correct answer is (C).", "C"), ("the answer is d", "D"),
+    ("Answer: **A**", "A"), ("The best answer would be C.", "C"), ("Final answer: B", "B"),
+    ("I think the correct option is D because the other options are wrong.", "D"),
+    ("Sure! The answer is B, Paris, since it is the capital of France.", "B"),
+    ("Let me think step by step. France's capital city is well known. So the answer is B.", "B"),
+    ("The answer is A. Wait, no: the capital is Paris, so the answer is actually B.", "B"),
+    ("I would choose C.", "C"), ("I'd go with option A.", "A"), ("Correct answer: option D", "D"),
+    ("The right choice is (B) Paris.", "B"), ("Answer - C", "C"),
+    ("The answer is B, a city in France.", "B"),
+    # other languages and punctuation
+    ("La respuesta correcta es C.", "C"), ("La réponse est : B", "B"), ("Die Antwort ist D.", "D"),
+    ("La risposta corretta è A.", "A"), ("A resposta correta é B.", "B"),
+    ("答案是B。", "B"), ("答案：C", "C"), ("正确答案是 D", "D"), ("Ответ: В", "B"),
+    ("答えは A です。", "A"),
+    # a leading labelled option
+    ("B. Paris", "B"), ("C) Rome is the capital of Italy, not France.", "C"), ("(D) Berlin", "D"),
+    ("A: London", "A"), ("B - Paris is correct.", "B"),
+    # the option text itself
+    ("Paris", "B"), ("paris.", "B"), ("It is Paris.", "B"), ("The capital of France is Paris!", "B"),
+    ("BERLIN", "D"),
+    # letters mentioned once in prose
+    ("Considering the options, (C) fits best.", "C"), ("I believe option B is right here.", "B"),
+    # two letters: no answer
+    ("A or B", None), ("The answer is A or B.", None), ("B and D", None), ("A/B", None),
+    ("Either (A) or (C) could be right.", None), ("Option A and option D are both plausible.", None),
+    ("The answer is either B or C.", None),
+    # refusals and non-answers
+    ("I'm sorry, I can't help with that.", None), ("I don't know.", None), ("", None), ("   ", None),
+    ("As an AI language model, I cannot answer questions about this topic.", None),
+    ("A good question! Let me think about it.", None), ("This question is about geography.", None),
+    ("None of the above.", None), ("E", None), ("The answer is E.", None),
+    ("Apple", None), ("All of them are capitals.", None),
+    ("London and Paris are both European capitals.", None),
+]
+
+
+@pytest.mark.parametrize("output, expected", CASES)
+def test_extract_choice(output, expected):
+    letter, method = extract_choice(output, CHOICES)
+    assert letter == (expected or UNMAPPED), (output, method)
+
+
+def test_case_count():
+    assert len(CASES) >= 60
+
+
+@pytest.mark.parametrize("output, expected", [("−7", "A"), ("7", "D"), ("The answer is −1", "B"), ("1", "C")])
+def test_numeric_option_text(output, expected):
+    assert extract_choice(output, NUM_CHOICES)[0] == expected
+
+
+def test_option_text_needs_choices():
+    assert extract_choice("Paris", None)[0] == UNMAPPED
+    assert extract_choice(None, CHOICES) == (UNMAPPED, "not_text")
+
+
+def test_filter_and_metrics(monkeypatch):
+    monkeypatch.delenv("LM_EVAL_AUDIO_JUDGE", raising=False)
+    docs = [{"choices": CHOICES}, {"choices": CHOICES}]
+    out = ChoiceFilter().apply([["The answer is C."], ["no idea"]], docs)
+    assert out == [["C"], [UNMAPPED]]
+    assert out[0][0].method == "statement"
+    assert extraction_failure(["C"], out[0]) == 0.0
+    assert extraction_failure(["B"], out[1]) == 1.0
+    assert judge_rate(["C"], out[0]) == 0.0
+    assert judge_rate(["C"], [Extracted("C", "judge")]) == 1.0
+    again = pickle.loads(pickle.dumps(out[0][0]))
+    assert again == "C" and again.method == "statement"
+
+
+def test_filter_resolves_through_lm_eval_registry():
+    from lm_eval.api.registry import get_filter, get_metric, get_metric_aggregation, is_higher_better
+
+    assert get_filter("choice_letter") is ChoiceFilter
+    assert get_metric("extraction_failure") is extraction_failure
+    assert get_metric_aggregation("extraction_failure")([1.0, 0.0]) == 0.5
+    assert is_higher_better("extraction_failure") is False
