@@ -1,0 +1,118 @@
+"""What the dataset loaders of this package share: the cache folder, atomic folder builds, and
+turning a `datasets` audio column into lightweight file references.
+
+Docs that lm-eval holds carry `{"path", "sha256"}` references (see `lm_eval_audio.audio.audio_ref`),
+never audio bytes or arrays: lm-eval builds every request before it runs any and copies each doc
+into its logged samples, so bytes in docs would sit in memory all run and bloat the samples file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "LM_EVAL_AUDIO_CACHE"
+
+
+def cache_root() -> Path:
+    """Where generated and materialised audio lives: `$LM_EVAL_AUDIO_CACHE`, else
+    `$XDG_CACHE_HOME/lm_eval_audio`, else `~/.cache/lm_eval_audio`."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "lm_eval_audio"
+
+
+def build_dir_once(target: Path, build: Callable[[Path], None], *, complete_marker: str) -> Path:
+    """Return `target`, building it first with `build(tmp_dir)` unless it is already complete.
+
+    The build writes into a private temporary sibling that is renamed into place only when
+    `build` returns, so a killed process never leaves a half-written folder that a later run
+    would take as valid, and two processes racing to build it both end up with one copy.
+    """
+    target = Path(target)
+    if (target / complete_marker).is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        build(tmp)
+        if not (tmp / complete_marker).is_file():
+            raise RuntimeError(f"building {target} did not write its marker {complete_marker}")
+        if target.exists() and not (target / complete_marker).is_file():
+            # Left by a build that predates atomic writes or was edited by hand: rebuild it.
+            shutil.rmtree(target)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not (target / complete_marker).is_file():
+                raise
+            logger.debug("another process built %s first; using its copy", target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def write_file_atomic(path: Path, data: bytes) -> None:
+    """Write bytes so that `path` is either absent or complete, never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def materialise_audio(item: Any, *, name: str, store: Path | None = None) -> dict:
+    """Turn one `datasets` audio value loaded with `decode=False` into a `{"path", "sha256"}` ref.
+
+    Values that point at a readable file are referenced where they lie; values that carry
+    bytes (hub parquet/arrow) are written once into a content-addressed store under the cache
+    folder (`audio/<sha256><suffix>`), reused on every later run.
+    """
+    from lm_eval_audio.audio import AudioError, audio_ref
+
+    if isinstance(item, (str, os.PathLike)):
+        item = {"path": str(item), "bytes": None}
+    if not isinstance(item, dict):
+        raise AudioError(f"{name}: expected an audio dict with 'bytes' or 'path', got {type(item).__name__}")
+    data, path = item.get("bytes"), item.get("path")
+    if data is None:
+        if path and Path(path).is_file():
+            return audio_ref(path)
+        raise AudioError(f"{name}: audio has no bytes and its path is not a readable file: {path!r}")
+    if not data:
+        raise AudioError(f"{name}: audio bytes are empty")
+    digest = hashlib.sha256(data).hexdigest()
+    suffix = Path(path).suffix.lower() if path and Path(path).suffix else ".audio"
+    store = Path(store) if store is not None else cache_root() / "audio"
+    target = store / digest[:2] / f"{digest}{suffix}"
+    if not target.is_file():
+        write_file_atomic(target, data)
+    return {"path": str(target), "sha256": digest}
+
+
+def materialise_column(rows: Iterable[dict], column: str, *, what: str, total: int | None = None) -> list[dict]:
+    """Replace the audio `column` of each row with a file reference (with a progress bar)."""
+    from tqdm.auto import tqdm
+
+    out = []
+    for i, row in enumerate(tqdm(rows, total=total, desc=f"audio refs for {what}", unit="clip", leave=False)):
+        row = dict(row)
+        row[column] = materialise_audio(row[column], name=f"{what}, row {i} ({row.get('id', '?')})")
+        out.append(row)
+    return out
