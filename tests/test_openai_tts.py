@@ -1,0 +1,155 @@
+"""The openai TTS backend and the LLM judge against a local HTTP server (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from lm_eval_audio.audio import decode_audio
+from lm_eval_audio.filters.choice import UNMAPPED, ChoiceFilter, judge_rate
+from lm_eval_audio.tts import Synthesizer, SynthesisError, TTSConfig
+from lm_eval_audio.tts.openai_tts import OpenAITTSError, find_api_key
+
+KEY = "sk-test-0123456789abcdefSECRET"
+
+
+def _flac(seconds: float = 0.5) -> bytes:
+    t = np.arange(int(24000 * seconds)) / 24000
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 24000, format="FLAC")
+    return buf.getvalue()
+
+
+class FakeOpenAI:
+    """Answers /v1/audio/speech and /v1/chat/completions; `script` queues error statuses."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.script: list[int] = []  # statuses to answer before succeeding
+        self.speech_body: bytes = _flac()
+        self.judge_reply = "C"
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+                outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                if outer.script:
+                    status = outer.script.pop(0)
+                    payload = json.dumps({"error": {"message": f"status {status} for key {KEY}", "type": "x"}}).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("retry-after-ms", "10")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                if self.path.endswith("/audio/speech"):
+                    payload, ctype = outer.speech_body, "audio/flac"
+                elif self.path.endswith("/chat/completions"):
+                    payload = json.dumps({
+                        "id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": outer.judge_reply}}],
+                    }).encode()
+                    ctype = "application/json"
+                else:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    server = FakeOpenAI()
+    monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    yield server
+    server.server.shutdown()
+
+
+def test_speech_with_seed_settings_and_429_then_success(fake, tmp_path, caplog):
+    fake.script = [429, 503]
+    synth = Synthesizer(TTSConfig(backend="openai", cache_dir=tmp_path))
+    with caplog.at_level(logging.DEBUG):
+        path = synth.clip("What is two plus two? A. three. B. four.")
+    assert len(fake.requests) == 3  # 429, 503, then the clip
+    body = fake.requests[-1]["body"]
+    assert body["model"] == "gpt-4o-mini-tts" and body["voice"] == "alloy"
+    assert body["instructions"] == "Speak like reading a question with 4 alternatives in an exam."
+    assert body["input"] == "What is two plus two? A. three. B. four." and body["response_format"] == "flac"
+    assert fake.requests[-1]["auth"] == f"Bearer {KEY}"
+    assert decode_audio(str(path)).shape == (8000,)  # 0.5 s at 16 kHz after resampling
+    assert KEY not in caplog.text
+    # cached: a second synthesizer (a rerun) makes no request
+    again = Synthesizer(TTSConfig(backend="openai", cache_dir=tmp_path))
+    assert again.clip("What is two plus two? A. three. B. four.") == path
+    assert len(fake.requests) == 3 and again.stats.made == 0
+
+
+def test_errors_never_show_the_key(fake, tmp_path):
+    fake.script = [401]
+    synth = Synthesizer(TTSConfig(backend="openai", cache_dir=tmp_path, max_retries=0))
+    with pytest.raises(OpenAITTSError) as err:
+        synth.clip("hello")
+    assert "HTTP 401" in str(err.value) and "'hello'" in str(err.value)
+    assert KEY not in str(err.value) and KEY[:16] not in str(err.value)
+    assert err.value.__cause__ is None and synth.stats.failed == 1
+    assert not list(tmp_path.rglob("*.flac"))
+
+
+def test_junk_audio_is_not_cached(fake, tmp_path):
+    fake.speech_body = b"<html>not audio</html>"
+    synth = Synthesizer(TTSConfig(backend="openai", cache_dir=tmp_path))
+    with pytest.raises(SynthesisError, match="unreadable audio"):
+        synth.clip("hello")
+    assert not list(tmp_path.rglob("*.flac"))
+
+
+def test_key_from_dotenv(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(OpenAITTSError, match="no OpenAI API key"):
+        find_api_key()
+    (tmp_path / ".env").write_text(f"OTHER=1\nOPENAI_API_KEY={KEY}\n")
+    assert find_api_key() == KEY
+
+
+def test_judge_maps_only_unmapped_answers_and_is_cached(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "tts"))
+    doc = {"question": "Capital of France?", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
+    monkeypatch.delenv("LM_EVAL_AUDIO_JUDGE", raising=False)
+    assert ChoiceFilter().judge is None  # off by default
+    monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
+    fake.script = [429]
+    fake.judge_reply = "B"
+    out = ChoiceFilter().apply([["The answer is D."], ["The city of lights, of course"]], [doc, doc])
+    assert out == [["D"], ["B"]]
+    assert [o[0].method for o in out] == ["statement", "judge"]
+    chats = [r for r in fake.requests if r["path"].endswith("/chat/completions")]
+    assert len(chats) == 2 and chats[-1]["body"]["model"] == "gpt-4o-mini"  # one 429, one answer
+    assert "The city of lights" in chats[-1]["body"]["messages"][1]["content"]
+    assert judge_rate(["B"], out[1]) == 1.0
+    # cached verdict: no new request; a NONE verdict stays unmapped
+    ChoiceFilter().apply([["The city of lights, of course"]], [doc])
+    assert len([r for r in fake.requests if r["path"].endswith("/chat/completions")]) == 2
+    fake.judge_reply = "NONE"
+    assert ChoiceFilter().apply([["I refuse"]], [doc]) == [[UNMAPPED]]
