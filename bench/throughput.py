@@ -1,0 +1,442 @@
+"""CPU throughput benchmark: our `qwen2audio` class against the naive way and lm-eval's own class.
+
+Run from the repository root:
+
+    python -m bench.throughput            # the full table (about 10 minutes on 2 idle cores)
+    python -m bench.throughput --quick    # a one-minute smoke run
+    python -m bench.throughput --size tiny --quick --json out.json   # what the smoke test runs
+
+Cases (all in one process, warmed up, alternating repetitions, medians):
+1. spoken-MMLU loglikelihood, 4 letters per item: ours (own-length encoder, and stock 30 s
+   encoder) vs every (context, letter) request scored with its own full forward;
+2. ASR generation: ours at several batch sizes vs lm-eval 0.4.13's `hf-audiolm-qwen` (patched
+   only to run, see patched_hf_audiolm.py) at the same batch sizes;
+3. espeak speech synthesis, cold cache vs cached;
+4. where the time of one spoken-MMLU batch goes (decode, resample, features, encoder, LM).
+
+Inputs: spoken-MMLU clips are espeak-ng readings of MMLU questions with their four
+alternatives, taken evenly across the seed's 500 shortest test items; ASR clips are LJ Speech
+recordings (real read speech) from the shared data folder. The checkpoint is random (speed does
+not depend on weight values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import torch
+
+from bench._harness import (
+    Case,
+    asr_requests,
+    count_calls,
+    fmt_mib,
+    lj_clips,
+    mc_requests,
+    measure,
+    naive_loglikelihood,
+    table,
+)
+
+logger = logging.getLogger("bench.throughput")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+# -- inputs -------------------------------------------------------------------------------------
+def mmlu_docs(n: int, mmlu_dir: Path) -> list[dict]:
+    """`n` items spread evenly over the seed's 500 shortest MMLU test questions."""
+    from lm_eval_audio.data.mmlu import load_mmlu, shortest_items
+
+    subset = shortest_items(load_mmlu("all", str(mmlu_dir))["test"], 500)
+    picks = np.linspace(0, len(subset) - 1, n).round().astype(int).tolist()
+    return [subset[i] for i in picks]
+
+
+def spoken_mmlu_clips(docs: list[dict], cache_dir: Path) -> tuple[list[dict], str]:
+    """One clip per item, through the same path as the spoken_mmlu task's `doc_to_audio`."""
+    from lm_eval_audio.data.mmlu import spoken_clip
+    from lm_eval_audio.tts import Synthesizer, TTSConfig, use_synthesizer
+
+    with use_synthesizer(Synthesizer(TTSConfig(backend="espeak", cache_dir=cache_dir))):
+        return [spoken_clip(d) for d in docs], "espeak-ng readings of MMLU items (question + 4 alternatives)"
+
+
+def concatenated_lj_clips(n: int, out_dir: Path) -> tuple[list[dict], str]:
+    """Fallback when the TTS module is unavailable: LJ clips joined to 10-25 s per item."""
+    import soundfile as sf
+
+    from lm_eval_audio.audio import audio_ref, decode_audio
+
+    waves = [decode_audio(p) for p in lj_clips(SHARED_DATA / "speech", 16)]
+    rng = np.random.default_rng(0)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    clips = []
+    for i in range(n):
+        target, parts = rng.uniform(10, 25) * 16_000, []
+        while sum(len(p) for p in parts) < target:
+            parts.append(waves[rng.integers(len(waves))])
+        path = out_dir / f"item{i}.flac"
+        sf.write(path, np.concatenate(parts)[: int(target)], 16_000)
+        clips.append(audio_ref(path))
+    return clips, "LJ Speech clips concatenated to 10-25 s (TTS module unavailable)"
+
+
+def clip_seconds(clips: list) -> list[float]:
+    """Duration of each clip in seconds."""
+    from lm_eval_audio.audio import decode_audio
+
+    return [len(decode_audio(c)) / 16_000 for c in clips]
+
+
+def describe_lengths(seconds: list[float]) -> str:
+    """min / median / max of clip lengths."""
+    return f"{min(seconds):.1f}/{statistics.median(seconds):.1f}/{max(seconds):.1f} s"
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "python": platform.python_version(), "load_avg_start": os.getloadavg(),
+    }
+
+
+# -- cases -----------------------------------------------------------------------------------------
+def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int) -> dict:
+    """Case 1: spoken-MMLU letters scored by ours (own-length and 30 s encoder) and naively."""
+    requests = mc_requests(clips)
+    n_items = len(clips)
+
+    def ours(own_length: bool):
+        def run():
+            lm.encoder_own_length = own_length
+            try:
+                with count_calls(lm) as calls:
+                    out = lm.loglikelihood(requests, disable_tqdm=True)
+            finally:
+                lm.encoder_own_length = True
+            return out, calls["calls"]
+        return run
+
+    cases = [
+        Case("ours, own-length encoder", ours(True), n_items, baseline="naive per-request forward"),
+        Case("ours, stock 30 s encoder", ours(False), n_items, baseline="naive per-request forward"),
+        Case("naive per-request forward", lambda: (naive_loglikelihood(lm, requests, batch_size), None), n_items),
+    ]
+    measure(cases, reps)
+    own, full, naive = cases
+    scores = lambda c: np.array([s for s, _ in c.output[0]])  # noqa: E731
+    return {
+        "cases": cases,
+        "encoder_calls_per_item": own.output[1] / n_items,
+        "encoder_calls_per_item_30s": full.output[1] / n_items,
+        "max_abs_diff_vs_naive": float(np.abs(scores(own) - scores(naive)).max()),
+        "max_abs_diff_30s_vs_naive": float(np.abs(scores(full) - scores(naive)).max()),
+        "greedy_agree_vs_naive": all(a[1] == b[1] for a, b in zip(own.output[0], naive.output[0])),
+        "requests": len(requests),
+        "batch_size": batch_size,
+    }
+
+
+def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: list[int],
+                    max_gen_toks: int, reps: int) -> dict:
+    """Case 2: ASR generation, ours and lm-eval's class, at each batch size."""
+    requests = asr_requests(arrays, max_gen_toks)
+
+    def run_with(lm, bs):
+        def run():
+            lm.batch_size_per_gpu = bs
+            return lm.generate_until(requests, disable_tqdm=True)
+        return run
+
+    ours = [Case(f"ours, batch {bs}", run_with(ours_lm, bs), len(arrays)) for bs in batch_sizes]
+    theirs = [Case(f"lm-eval hf-audiolm-qwen (patched), batch {bs}", run_with(lmeval_lm, bs), len(arrays))
+              for bs in batch_sizes]
+    measure(ours + theirs, reps)
+    ours_b1 = next(c for c in ours if c.name == "ours, batch 1") if 1 in batch_sizes else ours[0]
+    best_ours = min(ours, key=lambda c: c.median_s)
+    best_theirs = min(theirs, key=lambda c: c.median_s)
+    reference = ours_b1.output
+    for c in ours:
+        c.baseline = best_theirs.name
+        c.extra["identical_to_ours_b1"] = sum(a == b for a, b in zip(c.output, reference))
+    for c in theirs:
+        c.baseline = ours_b1.name
+        # lm-eval's class does not cut at stop sequences; compare the text before the stop string.
+        c.extra["identical_to_ours_b1"] = sum(a.split("<|im_end|>")[0] == b for a, b in zip(c.output, reference))
+    return {
+        "cases": ours + theirs,
+        "best_ours": best_ours.name,
+        "best_lmeval": best_theirs.name,
+        "speedup_best_vs_best_lmeval": best_theirs.median_s / best_ours.median_s,
+        "speedup_best_vs_ours_b1": ours_b1.median_s / best_ours.median_s,
+        "ours_all_identical_to_b1": all(c.extra["identical_to_ours_b1"] == len(arrays) for c in ours),
+        "transcripts_b1": reference,
+        "transcripts_best": best_ours.output,
+        "n_clips": len(arrays),
+        "max_gen_toks": max_gen_toks,
+    }
+
+
+def case_tts(texts: list[str], work: Path, reps: int) -> dict:
+    """Case 3: espeak synthesis into an empty cache vs the same texts from a filled cache."""
+    from lm_eval_audio.tts import Synthesizer, TTSConfig
+
+    filled = work / "tts-filled"
+    seeded = Synthesizer(TTSConfig(backend="espeak", cache_dir=filled))
+    for t in texts:
+        seeded.clip(t)
+    counter = iter(range(10_000))
+
+    def synth(cache_dir_fn):
+        def run():
+            s = Synthesizer(TTSConfig(backend="espeak", cache_dir=cache_dir_fn()))
+            for t in texts:
+                s.clip(t)
+            return s.stats
+        return run
+
+    cold = Case("espeak, cold cache", synth(lambda: work / f"tts-cold-{next(counter)}"), len(texts))
+    cached = Case("espeak, cached", synth(lambda: filled), len(texts), baseline="espeak, cold cache")
+    measure([cold, cached], reps)
+    return {"cases": [cold, cached], "cold_made": cold.output.made, "cached_reused": cached.output.reused}
+
+
+def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int) -> dict:
+    """Case 4: where the time of one spoken-MMLU batch (`batch_size` items) goes, in our class."""
+    import lm_eval_audio.audio as audio_mod
+    import lm_eval_audio.models.qwen2audio as q
+
+    requests = mc_requests(clips[:batch_size])
+    timings: dict[str, float] = {}
+
+    def timed(key, fn):
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+        return wrapper
+
+    core = lm.core
+    lm_stack = core.model.language_model
+    results = {}
+    for own_length in (True, False):
+        per_rep: list[dict] = []
+        for rep in range(reps + 1):  # the first is warm-up
+            timings.clear()
+            with ExitStack() as stack:
+                stack.enter_context(mock.patch.object(q, "decode_audio", timed("decode (incl. resample)", q.decode_audio)))
+                stack.enter_context(mock.patch.object(audio_mod, "resample", timed("resample", audio_mod.resample)))
+                stack.enter_context(mock.patch.object(q, "extract_features", timed("feature extraction", q.extract_features)))
+                stack.enter_context(mock.patch.object(q, "encode_audio", timed("audio encoder + projector", q.encode_audio)))
+                stack.enter_context(mock.patch.object(lm_stack, "forward", timed("language model", lm_stack.forward)))
+                stack.enter_context(mock.patch.object(core.lm_head, "forward", timed("lm head (scored positions)", core.lm_head.forward)))
+                lm.encoder_own_length = own_length
+                t0 = time.perf_counter()
+                lm.loglikelihood(requests, disable_tqdm=True)
+                total = time.perf_counter() - t0
+                lm.encoder_own_length = True
+            row = dict(timings)
+            row["audio decode"] = row.pop("decode (incl. resample)", 0.0) - row.get("resample", 0.0)
+            row["total"] = total
+            row["other (tokenise, embed, batching)"] = total - sum(
+                v for k, v in row.items() if k != "total")
+            if rep:
+                per_rep.append(row)
+        results["own-length encoder" if own_length else "stock 30 s encoder"] = {
+            k: statistics.median(r[k] for r in per_rep) for k in per_rep[0]}
+    return {"components": results, "items": len(requests) // 4, "batch_size": batch_size}
+
+
+# -- report ----------------------------------------------------------------------------------------
+def case_rows(section: str, cases: list[Case]) -> list[list[str]]:
+    """Table rows for a list of measured cases (ratio = baseline median / this median)."""
+    by_name = {c.name: c for c in cases}
+    rows = []
+    for c in cases:
+        base = by_name.get(c.baseline)
+        ratio = f"{base.median_s / c.median_s:.2f}x vs {base.name}" if base else "(baseline)"
+        rows.append([section, c.name, f"{c.items_per_s:.3f}", f"{c.median_s:.2f}",
+                     fmt_mib(max(c.peak_bytes)), ratio])
+    return rows
+
+
+def render(report: dict) -> str:
+    """The markdown report: machine, inputs, the main table, checks and the time breakdown."""
+    m = report["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']} with "
+        f"{m['torch_threads']} threads, Python {m['python']}; load average at start "
+        f"{m['load_avg_start'][0]:.2f}, at end {m['load_avg_end'][0]:.2f}.",
+        f"Checkpoint: random `{report['size']}` Qwen2-Audio ({report['params_m']:.1f} M parameters), float32. "
+        f"{report['reps']} alternating repetitions after a warm-up; medians. Peak memory = peak RSS growth "
+        "during a run (sampled every 5 ms), max over repetitions.",
+        f"Spoken-MMLU inputs: {report['mc_source']}, {report['ll']['requests'] // 4} items, "
+        f"lengths min/median/max {report['mc_lengths']}. ASR inputs: {report['gen']['n_clips']} LJ Speech "
+        f"clips ({report['asr_lengths']}), greedy, {report['gen']['max_gen_toks']} new tokens max.",
+        "",
+    ]
+    ll, gen, tts = report["ll"], report["gen"], report["tts"]
+    rows = (case_rows(f"1. spoken-MMLU loglikelihood (batch {ll['batch_size']})", ll["cases"])
+            + case_rows("2. ASR generation", gen["cases"])
+            + case_rows("3. speech synthesis (clips)", tts["cases"]))
+    lines.append(table(rows, ["case", "configuration", "items/s", "median s", "peak MiB", "ratio"]))
+    lines += [
+        "",
+        f"- Audio-encoder calls per spoken-MMLU item: {ll['encoder_calls_per_item']:g} (own length), "
+        f"{ll['encoder_calls_per_item_30s']:g} (30 s); naive: 4 (one per letter).",
+        f"- Letter logprobs, ours vs naive: max |diff| {ll['max_abs_diff_vs_naive']:.2e} (own length), "
+        f"{ll['max_abs_diff_30s_vs_naive']:.2e} (30 s); greedy flags agree: {ll['greedy_agree_vs_naive']}.",
+        f"- ASR: best ours = {gen['best_ours']}, best lm-eval = {gen['best_lmeval']}; "
+        f"speed-up {gen['speedup_best_vs_best_lmeval']:.2f}x over lm-eval's best, "
+        f"{gen['speedup_best_vs_ours_b1']:.2f}x over our batch 1.",
+        "- Transcripts identical to our batch-1 output: "
+        + ", ".join(f"{c.name}: {c.extra['identical_to_ours_b1']}/{gen['n_clips']}" for c in gen["cases"]) + ".",
+        f"- TTS: cold run synthesised {tts['cold_made']} clips; cached run reused {tts['cached_reused']}.",
+        "",
+        f"4. Where the time of one spoken-MMLU batch goes ({report['bd']['items']} items, "
+        "our class, medians, seconds):",
+        "",
+    ]
+    comps = report["bd"]["components"]
+    keys = [k for k in comps["own-length encoder"] if k != "total"] + ["total"]
+    rows = []
+    for k in keys:
+        row = [k]
+        for variant in comps:
+            v, tot = comps[variant][k], comps[variant]["total"]
+            row.append(f"{v:.3f} ({100 * v / tot:.0f}%)")
+        rows.append(row)
+    lines.append(table(rows, ["component", *comps.keys()]))
+    return "\n".join(lines)
+
+
+def to_json(report: dict) -> dict:
+    """The report with measured cases flattened to plain data."""
+    def conv(x):
+        if isinstance(x, Case):
+            return {"name": x.name, "items": x.items, "seconds": x.seconds, "median_s": x.median_s,
+                    "items_per_s": x.items_per_s, "peak_bytes": x.peak_bytes, "baseline": x.baseline,
+                    **x.extra}
+        if isinstance(x, dict):
+            return {k: conv(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [conv(v) for v in x]
+        if hasattr(x, "__dict__") and not isinstance(x, type):
+            return {k: conv(v) for k, v in vars(x).items()}
+        return x
+    return conv(report)
+
+
+# -- main ------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="a one-minute smoke run (fewer items, one repetition)")
+    p.add_argument("--size", default="small", choices=["tiny", "small"], help="random checkpoint size")
+    p.add_argument("--model-dir", type=Path, help="reuse (or build into) this checkpoint folder")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reps", type=int, help="repetitions per case (default 3; quick 1)")
+    p.add_argument("--items", type=int, help="spoken-MMLU items (default 4; quick 2)")
+    p.add_argument("--clips", type=int, help="ASR clips (default 8; quick 4)")
+    p.add_argument("--tts-texts", type=int, help="texts for the TTS case (default 8; quick 3)")
+    p.add_argument("--ll-batch", type=int, default=4, help="loglikelihood batch size (rows), ours and naive")
+    p.add_argument("--gen-batches", default=None, help="comma-separated ASR batch sizes (default 1,4,8; quick 1,4)")
+    p.add_argument("--max-gen-toks", type=int, help="new tokens per transcript (default 32; quick 8)")
+    p.add_argument("--json", type=Path, help="also write the results here as JSON")
+    a = p.parse_args(argv)
+    q = a.quick
+    a.reps = a.reps or (1 if q else 3)
+    a.items = a.items or (2 if q else 4)
+    a.clips = a.clips or (4 if q else 8)
+    a.tts_texts = a.tts_texts or (3 if q else 8)
+    a.max_gen_toks = a.max_gen_toks or (8 if q else 32)
+    a.gen_batches = [int(x) for x in (a.gen_batches or ("1,4" if q else "1,4,8")).split(",")]
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every case and print the markdown report."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for name in ("httpx", "urllib3", "lm_eval", "transformers"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+                      TOKENIZERS_PARALLELISM="false")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    from bench.patched_hf_audiolm import PATCHES, patched_class
+    from lm_eval_audio.audio import decode_audio
+    from lm_eval_audio.data.mmlu import speech_text
+    from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
+    from lm_eval_audio.tiny import build_tiny_model
+
+    report: dict[str, Any] = {"machine": machine(), "size": args.size, "reps": args.reps, "patches": PATCHES}
+    with tempfile.TemporaryDirectory(prefix="lm-eval-audio-bench-") as tmp:
+        work = Path(tmp)
+        model_dir = args.model_dir or work / f"qwen2audio-{args.size}"
+        if not (model_dir / "config.json").is_file():
+            build_tiny_model(model_dir, size=args.size)
+
+        docs = mmlu_docs(max(args.items, args.tts_texts), SHARED_DATA / "mmlu")
+        try:
+            mc_clips, report["mc_source"] = spoken_mmlu_clips(docs[: args.items], work / "tts-mc")
+        except (ImportError, OSError, RuntimeError) as e:
+            logger.warning("espeak synthesis unavailable (%s); using concatenated LJ Speech clips", e)
+            mc_clips, report["mc_source"] = concatenated_lj_clips(args.items, work / "lj-concat")
+        report["mc_lengths"] = describe_lengths(clip_seconds(mc_clips))
+        asr_paths = lj_clips(SHARED_DATA / "speech", args.clips)
+        asr_arrays = [decode_audio(p) for p in asr_paths]
+        report["asr_lengths"] = describe_lengths([len(a) / 16_000 for a in asr_arrays])
+
+        common = dict(pretrained=str(model_dir), device="cpu", dtype="float32")
+        ours = Qwen2AudioLM(batch_size=args.ll_batch, **common)
+        report["params_m"] = sum(p.numel() for p in ours.model.parameters()) / 1e6
+        logger.info("case 1: spoken-MMLU loglikelihood")
+        report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps)
+        logger.info("case 2: ASR generation")
+        lmeval = patched_class()(batch_size=1, **common)
+        report["gen"] = case_generation(ours, lmeval, asr_arrays, args.gen_batches, args.max_gen_toks, args.reps)
+        del lmeval
+        logger.info("case 3: speech synthesis")
+        report["tts"] = case_tts([speech_text(d) for d in docs[: args.tts_texts]], work, args.reps)
+        logger.info("case 4: time breakdown")
+        ours.batch_size_per_gpu = args.ll_batch
+        report["bd"] = case_breakdown(ours, mc_clips, args.ll_batch, args.reps)
+
+    report["machine"]["load_avg_end"] = os.getloadavg()
+    text = render(report)
+    print(text)
+    print("\nlm-eval's hf-audiolm-qwen was patched only as follows: " + "; ".join(PATCHES) + ".")
+    if args.json:
+        args.json.write_text(json.dumps(to_json(report), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
