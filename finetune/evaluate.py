@@ -1,0 +1,52 @@
+"""End-of-training evaluation by the harness itself.
+
+The trainer's numbers are the harness's numbers: `lm_eval.simple_evaluate` runs the
+`qwen2audio` model class on the base checkpoint with the adapter directory, exactly as
+`lm_eval --model qwen2audio --model_args pretrained=BASE,peft=ADAPTER` would.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_with_harness(
+    pretrained: str,
+    tasks: list[str],
+    *,
+    adapter: str | None = None,
+    mode: str = "auto",
+    batch_size: int = 16,
+    limit: int | None = None,
+    dtype: str = "float32",
+    apply_chat_template: bool = False,
+    system_instruction: str | None = None,
+    include_path: list[str] | None = None,
+) -> dict[str, Any] | None:
+    """lm-eval's `results` dict ({task: {"acc,none": ...}}) for the base model (+ adapter).
+
+    Returns None on processes other than the main one of a data-parallel run (lm-eval gathers
+    the scores on rank 0).
+    """
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
+
+    lm = Qwen2AudioLM(pretrained=pretrained, peft=adapter, mode=mode, batch_size=batch_size, dtype=dtype)
+    out = simple_evaluate(
+        model=lm,
+        tasks=list(tasks),
+        task_manager=TaskManager(include_path=list(include_path) if include_path else None),
+        limit=limit,
+        apply_chat_template=apply_chat_template,
+        system_instruction=system_instruction,
+        log_samples=False,
+        bootstrap_iters=0,
+    )
+    if out is None:
+        return None
+    return out["results"]

@@ -1,0 +1,239 @@
+"""A fine-tuning run: data, LoRA model and transformers' Trainer, checkpoints, resume, evaluation.
+
+Trainer brings resume (optimizer, scheduler, RNG and data position), checkpoint rotation and
+data parallelism under `accelerate launch`. What it cannot know is handled here: the model it
+trains is a wrapper around the PEFT model (so one forward holds the whole audio path), so
+saving writes the PEFT adapter (plus the resolved config) and resuming loads it back.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from finetune.collate import AudioSFTCollator
+from finetune.config import FinetuneConfig, save_config
+from finetune.data import Example, load_examples
+from finetune.modeling import AudioLMForTraining, apply_lora, load_base
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "finetune_config.yaml"
+RESULTS_FILE = "finetune_results.json"
+
+
+class ExampleDataset(Dataset):
+    """A list of Examples as a map-style dataset (the collator does the work)."""
+
+    def __init__(self, examples: list[Example]) -> None:
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> Example:
+        return self.examples[i]
+
+
+class AdapterTrainer(Trainer):
+    """Trainer that saves and restores the PEFT adapter inside `AudioLMForTraining`."""
+
+    def __init__(self, *args, finetune_config: FinetuneConfig, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.finetune_config = finetune_config
+        self._token_acc: list[float] = []
+
+    def _peft_model(self):
+        return self.accelerator.unwrap_model(self.model, keep_torch_compile=False).peft_model
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir or self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        self._peft_model().save_pretrained(output_dir)
+        save_config(self.finetune_config, Path(output_dir) / CONFIG_FILE)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = Path(resume_from_checkpoint) / "adapter_model.safetensors"
+        if not weights.is_file():
+            raise ValueError(f"cannot resume: no adapter_model.safetensors in {resume_from_checkpoint}")
+        result = set_peft_model_state_dict(self._peft_model(), load_file(str(weights), device="cpu"))
+        unexpected = getattr(result, "unexpected_keys", None)
+        if unexpected:
+            raise ValueError(f"cannot resume from {resume_from_checkpoint}: it holds weights this LoRA "
+                             f"configuration does not have ({len(unexpected)}, e.g. {unexpected[0]})")
+        logger.info("resumed adapter weights from %s", resume_from_checkpoint)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        self._token_acc.append(float(outputs["token_accuracy"]))
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        # Loss alone misleads on small models (a random frozen lm_head keeps it high while the
+        # answers are right), so the training log carries answer-token accuracy too.
+        if "loss" in logs and self._token_acc:
+            logs["answer_token_accuracy"] = round(sum(self._token_acc) / len(self._token_acc), 4)
+            self._token_acc = []
+        super().log(logs, start_time)
+
+
+@dataclass
+class RunResult:
+    """What a run produced."""
+
+    output_dir: Path
+    global_step: int
+    resumed_from: str | None
+    train_metrics: dict[str, Any]
+    eval_results: dict[str, Any] | None = None
+    base_eval_results: dict[str, Any] | None = None
+    train_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_resume(config: FinetuneConfig) -> str | None:
+    """The checkpoint to resume from, by `training.resume` (auto | never | a folder)."""
+    t = config.training
+    out = Path(t.output_dir)
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if t.resume == "auto":
+        return last
+    if t.resume == "never":
+        if last:
+            raise ValueError(f"{out} already holds checkpoints ({last}); resume with training.resume=auto "
+                             f"or choose another training.output_dir")
+        return None
+    return t.resume
+
+
+def _training_arguments(config: FinetuneConfig) -> TrainingArguments:
+    t = config.training
+    return TrainingArguments(
+        output_dir=t.output_dir,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        seed=t.seed,
+        data_seed=t.seed,
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit,
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        dataloader_num_workers=t.dataloader_workers,
+        bf16=config.model.dtype == "bfloat16" and torch.cuda.is_available(),
+        fp16=config.model.dtype == "float16" and torch.cuda.is_available(),
+        remove_unused_columns=False,
+        label_names=["labels"],
+        report_to="none",
+        ddp_find_unused_parameters=False,
+        # Checkpointing is switched on in the wrapped model (Trainer would look for the method on
+        # the wrapper); reentrant checkpointing would need inputs that require grad.
+        gradient_checkpointing=False,
+    )
+
+
+def train(config: FinetuneConfig) -> RunResult:
+    """Run (or resume) the fine-tuning described by `config`, then evaluate through the harness."""
+    from transformers import set_seed
+
+    config.validate()
+    t = config.training
+    resume = resolve_resume(config)
+    set_seed(t.seed)
+    base, tokenizer, feature_extractor = load_base(config.model)
+    examples = load_examples(config.data, tokenizer)
+    if config.training.gradient_checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    peft_model = apply_lora(base, config.lora)
+    model = AudioLMForTraining(peft_model, tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
+    collator = AudioSFTCollator(tokenizer, feature_extractor, max_audio_seconds=config.data.max_audio_seconds)
+
+    args = _training_arguments(config)
+    trainer = AdapterTrainer(
+        model=model, args=args, train_dataset=ExampleDataset(examples), data_collator=collator,
+        processing_class=tokenizer, finetune_config=config,
+    )
+    if resume:
+        logger.info("resuming from %s", resume)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - started
+    trainer.save_model(t.output_dir)
+    trainer.save_state()
+    metrics = dict(output.metrics)
+    trainer.save_metrics("train", metrics)
+    result = RunResult(output_dir=Path(t.output_dir), global_step=trainer.state.global_step, resumed_from=resume,
+                       train_metrics=metrics, train_seconds=seconds)
+
+    is_main = trainer.is_world_process_zero()
+    del trainer, model, peft_model, base
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    _evaluate(config, result)
+    if is_main:
+        _write_results(result)
+    return result
+
+
+def evaluation_tasks(config: FinetuneConfig) -> list[str]:
+    """Tasks the end-of-training evaluation runs (the training task unless configured)."""
+    if not config.evaluation.enabled:
+        return []
+    return list(config.evaluation.tasks) or ([config.data.task] if config.data.task else [])
+
+
+def _evaluate(config: FinetuneConfig, result: RunResult) -> None:
+    from finetune.evaluate import evaluate_with_harness
+
+    tasks = evaluation_tasks(config)
+    if not tasks:
+        return
+    e, d = config.evaluation, config.data
+    common = dict(mode=d.mode, batch_size=e.batch_size, limit=e.limit, dtype=config.model.dtype,
+                  apply_chat_template=d.apply_chat_template, system_instruction=d.system_instruction,
+                  include_path=d.include_path)
+    if e.evaluate_base:
+        result.base_eval_results = evaluate_with_harness(config.model.pretrained, tasks, **common)
+    result.eval_results = evaluate_with_harness(config.model.pretrained, tasks, adapter=str(result.output_dir), **common)
+    if result.eval_results is not None:
+        for task, metrics in result.eval_results.items():
+            shown = {k: v for k, v in metrics.items() if isinstance(v, float) and "stderr" not in k}
+            logger.info("harness evaluation of %s: %s", task, shown)
+
+
+def _write_results(result: RunResult) -> None:
+    payload = {
+        "global_step": result.global_step,
+        "resumed_from": result.resumed_from,
+        "train_seconds": round(result.train_seconds, 3),
+        "train_metrics": result.train_metrics,
+        "eval_results": result.eval_results,
+        "base_eval_results": result.base_eval_results,
+    }
+    (result.output_dir / RESULTS_FILE).write_text(json.dumps(payload, indent=1, default=str))
