@@ -291,3 +291,29 @@ def test_report_cli(runs_dir, tmp_path, cli_env):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(tmp_path / "r" / "report.html")
     assert {p.name for p in (tmp_path / "r").iterdir()} == {"report.md", "report.csv", "paired.csv", "report.html"}
+
+
+def _chromium() -> str | None:
+    return next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+
+
+def test_html_renders_in_headless_chromium(report_dir, tmp_path):
+    """The page, opened by a real browser, shows the table and the embedded plots."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("headless Chromium not installed (apt-get install -y chromium)")
+    import matplotlib.image as mpimg
+
+    page = (report_dir / "report.html").as_uri()
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(flags + ["--dump-dom", page], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<table") >= 3 and SPOKEN_TASK in dom.stdout
+    shot = tmp_path / "report.png"
+    subprocess.run(flags + [f"--screenshot={shot}", "--window-size=1400,2600", page],
+                   capture_output=True, text=True, timeout=120, check=True)
+    pixels = mpimg.imread(shot)[..., :3]
+    # The score bars are drawn in #4c78a8: the browser must have decoded the embedded PNG.
+    bar = np.all(np.abs(pixels - np.array([0x4C, 0x78, 0xA8]) / 255) < 0.03, axis=-1)
+    assert bar.sum() > 500, "no plot pixels in the screenshot"
