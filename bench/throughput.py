@@ -125,7 +125,7 @@ def machine() -> dict:
 
 
 # -- cases -----------------------------------------------------------------------------------------
-def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int) -> dict:
+def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup: bool = True) -> dict:
     """Case 1: spoken-MMLU letters scored by ours (own-length and 30 s encoder) and naively."""
     requests = mc_requests(clips)
     n_items = len(clips)
@@ -146,7 +146,7 @@ def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int) -> dic
         Case("ours, stock 30 s encoder", ours(False), n_items, baseline="naive per-request forward"),
         Case("naive per-request forward", lambda: (naive_loglikelihood(lm, requests, batch_size), None), n_items),
     ]
-    measure(cases, reps)
+    measure(cases, reps, warmup=warmup)
     own, full, naive = cases
     scores = lambda c: np.array([s for s, _ in c.output[0]])  # noqa: E731
     return {
@@ -162,7 +162,7 @@ def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int) -> dic
 
 
 def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: list[int],
-                    max_gen_toks: int, reps: int) -> dict:
+                    max_gen_toks: int, reps: int, warmup: bool = True) -> dict:
     """Case 2: ASR generation, ours and lm-eval's class, at each batch size."""
     requests = asr_requests(arrays, max_gen_toks)
 
@@ -175,7 +175,7 @@ def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: l
     ours = [Case(f"ours, batch {bs}", run_with(ours_lm, bs), len(arrays)) for bs in batch_sizes]
     theirs = [Case(f"lm-eval hf-audiolm-qwen (patched), batch {bs}", run_with(lmeval_lm, bs), len(arrays))
               for bs in batch_sizes]
-    measure(ours + theirs, reps)
+    measure(ours + theirs, reps, warmup=warmup)
     ours_b1 = next(c for c in ours if c.name == "ours, batch 1") if 1 in batch_sizes else ours[0]
     best_ours = min(ours, key=lambda c: c.median_s)
     best_theirs = min(theirs, key=lambda c: c.median_s)
@@ -201,7 +201,7 @@ def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: l
     }
 
 
-def case_tts(texts: list[str], work: Path, reps: int) -> dict:
+def case_tts(texts: list[str], work: Path, reps: int, warmup: bool = True) -> dict:
     """Case 3: espeak synthesis into an empty cache vs the same texts from a filled cache."""
     from lm_eval_audio.tts import Synthesizer, TTSConfig
 
@@ -221,11 +221,11 @@ def case_tts(texts: list[str], work: Path, reps: int) -> dict:
 
     cold = Case("espeak, cold cache", synth(lambda: work / f"tts-cold-{next(counter)}"), len(texts))
     cached = Case("espeak, cached", synth(lambda: filled), len(texts), baseline="espeak, cold cache")
-    measure([cold, cached], reps)
+    measure([cold, cached], reps, warmup=warmup)
     return {"cases": [cold, cached], "cold_made": cold.output.made, "cached_reused": cached.output.reused}
 
 
-def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int) -> dict:
+def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int, warmup: bool = True) -> dict:
     """Case 4: where the time of one spoken-MMLU batch (`batch_size` items) goes, in our class."""
     import lm_eval_audio.audio as audio_mod
     import lm_eval_audio.models.qwen2audio as q
@@ -247,7 +247,8 @@ def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int) -> dict:
     results = {}
     for own_length in (True, False):
         per_rep: list[dict] = []
-        for rep in range(reps + 1):  # the first is warm-up
+        first = 0 if warmup else 1
+        for rep in range(first, reps + 1):  # rep 0 is the warm-up
             timings.clear()
             with ExitStack() as stack:
                 stack.enter_context(mock.patch.object(q, "decode_audio", timed("decode (incl. resample)", q.decode_audio)))
@@ -294,7 +295,7 @@ def render(report: dict) -> str:
         f"{m['torch_threads']} threads, Python {m['python']}; load average at start "
         f"{m['load_avg_start'][0]:.2f}, at end {m['load_avg_end'][0]:.2f}.",
         f"Checkpoint: random `{report['size']}` Qwen2-Audio ({report['params_m']:.1f} M parameters), float32. "
-        f"{report['reps']} alternating repetitions after a warm-up; medians. Peak memory = peak RSS growth "
+        f"{report['reps']} alternating repetitions{' after a warm-up' if report['warmup'] else ', no warm-up'}; medians. Peak memory = peak RSS growth "
         "during a run (sampled every 5 ms), max over repetitions.",
         f"Spoken-MMLU inputs: {report['mc_source']}, {report['ll']['requests'] // 4} items, "
         f"lengths min/median/max {report['mc_lengths']}. ASR inputs: {report['gen']['n_clips']} LJ Speech "
@@ -362,20 +363,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, help="repetitions per case (default 3; quick 1)")
     p.add_argument("--items", type=int, help="spoken-MMLU items (default 4; quick 2)")
-    p.add_argument("--clips", type=int, help="ASR clips (default 8; quick 4)")
+    p.add_argument("--clips", type=int, help="ASR clips (default 8; quick 2)")
     p.add_argument("--tts-texts", type=int, help="texts for the TTS case (default 8; quick 3)")
     p.add_argument("--ll-batch", type=int, default=4, help="loglikelihood batch size (rows), ours and naive")
-    p.add_argument("--gen-batches", default=None, help="comma-separated ASR batch sizes (default 1,4,8; quick 1,4)")
+    p.add_argument("--gen-batches", default=None, help="comma-separated ASR batch sizes (default 1,4,8; quick 1,2)")
     p.add_argument("--max-gen-toks", type=int, help="new tokens per transcript (default 32; quick 8)")
+    p.add_argument("--no-warmup", action="store_true", help="skip the warm-up run (quick mode's default)")
     p.add_argument("--json", type=Path, help="also write the results here as JSON")
     a = p.parse_args(argv)
     q = a.quick
     a.reps = a.reps or (1 if q else 3)
     a.items = a.items or (2 if q else 4)
-    a.clips = a.clips or (4 if q else 8)
+    a.clips = a.clips or (2 if q else 8)
+    a.warmup = not (a.no_warmup or q)
     a.tts_texts = a.tts_texts or (3 if q else 8)
     a.max_gen_toks = a.max_gen_toks or (8 if q else 32)
-    a.gen_batches = [int(x) for x in (a.gen_batches or ("1,4" if q else "1,4,8")).split(",")]
+    a.gen_batches = [int(x) for x in (a.gen_batches or ("1,2" if q else "1,4,8")).split(",")]
     return a
 
 
@@ -396,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
     from lm_eval_audio.tiny import build_tiny_model
 
-    report: dict[str, Any] = {"machine": machine(), "size": args.size, "reps": args.reps, "patches": PATCHES}
+    report: dict[str, Any] = {"machine": machine(), "size": args.size, "reps": args.reps, "warmup": args.warmup,
+                              "patches": PATCHES}
     with tempfile.TemporaryDirectory(prefix="lm-eval-audio-bench-") as tmp:
         work = Path(tmp)
         model_dir = args.model_dir or work / f"qwen2audio-{args.size}"
@@ -418,16 +422,16 @@ def main(argv: list[str] | None = None) -> int:
         ours = Qwen2AudioLM(batch_size=args.ll_batch, **common)
         report["params_m"] = sum(p.numel() for p in ours.model.parameters()) / 1e6
         logger.info("case 1: spoken-MMLU loglikelihood")
-        report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps)
+        report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps, args.warmup)
         logger.info("case 2: ASR generation")
         lmeval = patched_class()(batch_size=1, **common)
-        report["gen"] = case_generation(ours, lmeval, asr_arrays, args.gen_batches, args.max_gen_toks, args.reps)
+        report["gen"] = case_generation(ours, lmeval, asr_arrays, args.gen_batches, args.max_gen_toks, args.reps, args.warmup)
         del lmeval
         logger.info("case 3: speech synthesis")
-        report["tts"] = case_tts([speech_text(d) for d in docs[: args.tts_texts]], work, args.reps)
+        report["tts"] = case_tts([speech_text(d) for d in docs[: args.tts_texts]], work, args.reps, args.warmup)
         logger.info("case 4: time breakdown")
         ours.batch_size_per_gpu = args.ll_batch
-        report["bd"] = case_breakdown(ours, mc_clips, args.ll_batch, args.reps)
+        report["bd"] = case_breakdown(ours, mc_clips, args.ll_batch, args.reps, args.warmup)
 
     report["machine"]["load_avg_end"] = os.getloadavg()
     text = render(report)

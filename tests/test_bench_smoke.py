@@ -1,0 +1,44 @@
+"""Smoke test of the throughput benchmark: its quick mode on the tiny checkpoint.
+
+Asserts the structural facts the benchmark's speed claims rest on, never timings: each spoken
+question is encoded once, our transcripts do not depend on the batch size, and our letter
+scores equal the naive per-request forward's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_quick_benchmark_facts(tiny_model_dir, shared_data, cli_env, tmp_path):
+    out = tmp_path / "bench.json"
+    cli_env["LM_EVAL_AUDIO_SHARED_DATA"] = str(shared_data)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.throughput", "--quick", "--size", "tiny",
+         "--model-dir", str(tiny_model_dir), "--json", str(out)],
+        cwd=REPO, env=cli_env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+
+    ll = report["ll"]
+    assert ll["encoder_calls_per_item"] == 1
+    assert ll["encoder_calls_per_item_30s"] == 1
+    assert ll["max_abs_diff_vs_naive"] <= 1e-4
+    assert ll["max_abs_diff_30s_vs_naive"] <= 1e-4
+    assert ll["greedy_agree_vs_naive"]
+
+    gen = report["gen"]
+    assert gen["transcripts_best"] == gen["transcripts_b1"]
+    assert gen["ours_all_identical_to_b1"]
+    assert len(gen["transcripts_b1"]) == gen["n_clips"] and all(gen["transcripts_b1"])
+
+    assert report["tts"]["cold_made"] == report["tts"]["cached_reused"] > 0
+    # The table is printed with every case and the patch list of lm-eval's class.
+    assert "naive per-request forward" in proc.stdout
+    assert "hf-audiolm-qwen (patched)" in proc.stdout
+    assert "audios= renamed to audio=" in proc.stdout
