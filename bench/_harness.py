@@ -167,6 +167,7 @@ class Case:
     peak_bytes: list[int] = field(default_factory=list)
     output: Any = None
     extra: dict = field(default_factory=dict)
+    warm: Callable[[], Any] | None = None  # a smaller job for the warm-up (default: `run`)
 
     @property
     def median_s(self) -> float:
@@ -186,7 +187,7 @@ def measure(cases: list[Case], reps: int, device: torch.device | str = "cpu", wa
     if warmup:
         for c in cases:
             logger.info("warm-up: %s", c.name)
-            c.output = c.run()
+            (c.warm or c.run)()
     for rep in range(reps):
         for c in cases:
             with PeakMemory(device) as mem:
