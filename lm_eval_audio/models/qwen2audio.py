@@ -45,6 +45,7 @@ from lm_eval_audio.audio import (
 )
 from lm_eval_audio.encoder import audio_token_count, encode_audio, extract_features
 from lm_eval_audio.prompts import AUDIO_TOKEN, MODES, build_prompt
+from lm_eval_audio.rtfx import RTFxMeter
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Qwen2AudioLM(HFLM):
         )
         self.audio_token_id = self.tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
         self.audio_encoder_calls = 0  # clips encoded; the benchmark reads it
+        self.rtfx = RTFxMeter()  # generation with audio (ASR); see lm_eval_audio.rtfx
         self._truncated = 0
         self._setup_cpu_data_parallel()
 
@@ -170,12 +172,12 @@ class Qwen2AudioLM(HFLM):
         return prepared
 
     # -- audio -----------------------------------------------------------------------------
-    def _encode_clips(self, batch: list[_Request]) -> dict[str, torch.Tensor]:
-        """Decode and encode each distinct clip of a batch once; features keyed by clip key."""
-        arrays, keys = [], []
+    def _decode_clips(self, batch: list[_Request]) -> dict:
+        """Decode each distinct clip of a batch once (validated, long-clip policy applied)."""
+        arrays: dict = {}
         for r in batch:
             for j, (clip, key) in enumerate(zip(r.clips, r.clip_keys)):
-                if key in keys:
+                if key in arrays:
                     continue
                 name = f"{r.name}, clip {j}"
                 array = decode_audio(clip, name=name, sampling_rate=SAMPLE_RATE)
@@ -190,14 +192,17 @@ class Qwen2AudioLM(HFLM):
                             name, self.max_audio_seconds,
                         )
                     self._truncated += 1
-                arrays.append(array)
-                keys.append(key)
+                arrays[key] = array
+        return arrays
+
+    def _encode_clips(self, arrays: dict) -> dict[str, torch.Tensor]:
+        """Encode decoded clips (one encoder batch); projected features keyed by clip key."""
         if not arrays:
             return {}
-        features = extract_features(self.feature_extractor, arrays, sampling_rate=SAMPLE_RATE)
+        features = extract_features(self.feature_extractor, list(arrays.values()), sampling_rate=SAMPLE_RATE)
         encoded = encode_audio(self.core, features, own_length=self.encoder_own_length)
         self.audio_encoder_calls += len(arrays)
-        return dict(zip(keys, encoded))
+        return dict(zip(arrays.keys(), encoded))
 
     def _expand(self, ids: list[int], clip_keys: tuple[str, ...], audio: dict[str, torch.Tensor]) -> list[int]:
         """Repeat each `<|AUDIO|>` id as many times as its clip has encoder outputs."""
@@ -287,7 +292,7 @@ class Qwen2AudioLM(HFLM):
 
     @torch.inference_mode()
     def _score_batch(self, batch: list[list[_Request]]) -> list[tuple[_Request, tuple[float, bool]]]:
-        audio = self._encode_clips([g[0] for g in batch])
+        audio = self._encode_clips(self._decode_clips([g[0] for g in batch]))
         rows, targets = [], []  # targets: (request, row index, first scored position)
         for group in batch:
             ctx = self._expand(group[0].context_ids, group[0].clip_keys, audio)
@@ -335,6 +340,8 @@ class Qwen2AudioLM(HFLM):
                 pbar.update(1)
         pbar.close()
         self._report_truncation()
+        if self.rtfx.clips:
+            logger.info("qwen2audio %s", self.rtfx.summary())
         return collator.get_original(results)
 
     @torch.inference_mode()
@@ -345,23 +352,24 @@ class Qwen2AudioLM(HFLM):
         kwargs.pop("max_length", None)
         if not kwargs.get("do_sample"):
             kwargs.pop("temperature", None)  # greedy; avoids transformers' sampling-flag warning
-        audio = self._encode_clips(batch)
-        rows = [(self._expand(r.context_ids, r.clip_keys, audio), r.clip_keys) for r in batch]
-        embeds, mask = self._embed(rows, audio, left_pad=True)
-        # With only inputs_embeds, generate() returns just the new tokens.
-        out = self.core.generate(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            max_new_tokens=max_new_tokens,
-            stopping_criteria=stop_sequences_criteria(self.tokenizer, until, 0, len(batch)),
-            pad_token_id=self.tokenizer.pad_token_id,
-            use_cache=True,
-            **kwargs,
-        )
-        texts = []
-        for seq in out.tolist():
-            text = self.tok_decode(seq)
-            texts.append(postprocess_generated_text(text, until, None))
+        arrays = self._decode_clips(batch)
+        # RTFx clocks compute only (features, encoder, LM, detokenisation), as the Open ASR
+        # Leaderboard does; decoding files is outside it.
+        with self.rtfx.measure(sum(len(a) for a in arrays.values()) / SAMPLE_RATE, clips=len(arrays)):
+            audio = self._encode_clips(arrays)
+            rows = [(self._expand(r.context_ids, r.clip_keys, audio), r.clip_keys) for r in batch]
+            embeds, mask = self._embed(rows, audio, left_pad=True)
+            # With only inputs_embeds, generate() returns just the new tokens.
+            out = self.core.generate(
+                inputs_embeds=embeds,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                stopping_criteria=stop_sequences_criteria(self.tokenizer, until, 0, len(batch)),
+                pad_token_id=self.tokenizer.pad_token_id,
+                use_cache=True,
+                **kwargs,
+            )
+            texts = [postprocess_generated_text(self.tok_decode(seq), until, None) for seq in out.tolist()]
         return texts
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
@@ -383,7 +391,7 @@ class Qwen2AudioLM(HFLM):
 
     def get_model_info(self) -> dict:
         info = super().get_model_info()
-        info.update(mode=self.mode, encoder_own_length=self.encoder_own_length, peft=self.peft)
+        info.update(mode=self.mode, encoder_own_length=self.encoder_own_length, peft=self.peft, **self.rtfx.as_dict())
         return info
 
 
