@@ -220,7 +220,8 @@ def test_qwen2audio_runs_every_timbre_task_through_lm_eval(tiny_model_dir, cli_e
     cmd = [sys.executable, "-m", "lm_eval", "--model", "qwen2audio", "--model_args", f"pretrained={tiny_model_dir}",
            "--device", "cpu", "--tasks", ",".join(tasks), "--limit", "3", "--batch_size", "4",
            "--metadata", json.dumps({"timbre_range_dir": str(real)}), "--output_path", str(out), "--log_samples"]
-    env = dict(cli_env, LM_EVAL_AUDIO_CACHE=str(cache_dir))
+    # One thread: on a tiny model thread hand-offs cost more than the matrix products.
+    env = dict(cli_env, LM_EVAL_AUDIO_CACHE=str(cache_dir), OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text())["results"]

@@ -70,15 +70,17 @@ class _TransformersBackend:
     def transcribe(self, audios: list[np.ndarray], *, language: str, task: str, num_beams: int,
                    max_new_tokens: int, gen: dict) -> list[str]:
         long_form = any(a.shape[0] > _CHUNK_SAMPLES for a in audios)
-        # Short clips are padded to Whisper's 30 s window; a batch with a longer clip keeps every
-        # clip's full length and passes the mask, as transformers' long-form generation requires.
-        extra = dict(truncation=False, padding="longest", return_attention_mask=True) if long_form else {}
-        feats = self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt", **extra)
-        kwargs: dict[str, Any] = dict(num_beams=num_beams, max_new_tokens=max_new_tokens, **gen)
+        # Short clips are padded to Whisper's 30 s window; a batch of longer clips keeps each
+        # clip's full length, as transformers' long-form (timestamp) generation requires.
+        extra = dict(truncation=False, padding="longest") if long_form else {}
+        feats = self.processor.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                                 return_attention_mask=True, **extra)
+        kwargs: dict[str, Any] = dict(num_beams=num_beams, max_new_tokens=max_new_tokens,
+                                      attention_mask=feats.attention_mask.to(self.device), **gen)
         if self.multilingual:
             kwargs.update(language=language, task=task)
         if long_form:
-            kwargs.update(attention_mask=feats.attention_mask.to(self.device), return_timestamps=True)
+            kwargs.update(return_timestamps=True)
         with self.torch.inference_mode():
             out = self.model.generate(feats.input_features.to(self.device, self.dtype), **kwargs)
         sequences = out["sequences"] if isinstance(out, dict) else out
@@ -104,20 +106,26 @@ class _CTranslate2Backend:
         # faster-whisper logs a line per clip at INFO; lm-eval runs at INFO.
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
-    def _one(self, audio: np.ndarray, language: str, task: str, num_beams: int, gen: dict) -> str:
+    def _one(self, audio: np.ndarray, language: str, task: str, num_beams: int, max_new_tokens: int,
+             gen: dict) -> str:
+        # One temperature, no fallback ladder, no VAD, no conditioning on earlier windows: the
+        # same greedy decoding the transformers backend does.
         segments, _ = self.model.transcribe(
             audio, language=language if self.multilingual else None, task=task, beam_size=num_beams,
             temperature=float(gen.get("temperature", 0.0)), without_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False,
+            condition_on_previous_text=False, vad_filter=False, max_new_tokens=max_new_tokens,
         )
         return "".join(s.text for s in segments).strip()  # the generator does the decoding
 
     def transcribe(self, audios: list[np.ndarray], *, language: str, task: str, num_beams: int,
                    max_new_tokens: int, gen: dict) -> list[str]:
+        def one(audio: np.ndarray) -> str:
+            return self._one(audio, language, task, num_beams, max_new_tokens, gen)
+
         if len(audios) == 1:
-            return [self._one(audios[0], language, task, num_beams, gen)]
+            return [one(audios[0])]
         with ThreadPoolExecutor(max_workers=min(self.workers, len(audios))) as pool:
-            return list(pool.map(lambda a: self._one(a, language, task, num_beams, gen), audios))
+            return list(pool.map(one, audios))
 
 
 @register_model("whisper")
@@ -177,9 +185,13 @@ class WhisperLM(LM):
         pbar = tqdm(total=len(items), disable=disable_tqdm or self.rank != 0, desc="whisper generate_until")
         start = 0
         while start < len(items):
+            # A batch shares generation settings and is all short (<= 30 s) or all long clips:
+            # transformers decodes a batch holding any long clip with timestamps, so mixing would
+            # make a short clip's transcript depend on its batch-mates.
             batch = [items[start]]
             while (start + len(batch) < len(items) and len(batch) < self.batch_size
-                   and items[start + len(batch)]["gen_key"] == batch[0]["gen_key"]):
+                   and items[start + len(batch)]["gen_key"] == batch[0]["gen_key"]
+                   and items[start + len(batch)]["long"] == batch[0]["long"]):
                 batch.append(items[start + len(batch)])
             start += len(batch)
             for it, text in zip(batch, self._transcribe_batch(batch)):
@@ -204,9 +216,10 @@ class WhisperLM(LM):
         if len(clips) != 1:
             raise ValueError(f"{name}: whisper transcribes exactly one audio clip per request, got {len(clips)}")
         gen = dict(req.args[1]) if len(req.args) > 1 and isinstance(req.args[1], dict) else {}
+        duration = duration_seconds(clips[0]) or 0.0
         return {"index": index, "name": name, "clip": clips[0], "gen": gen,
                 "gen_key": repr(sorted(gen.items(), key=lambda kv: kv[0])),
-                "duration": duration_seconds(clips[0]) or 0.0}
+                "duration": duration, "long": duration > _CHUNK_SAMPLES / SAMPLE_RATE}
 
     def _transcribe_batch(self, batch: list[dict]) -> list[str]:
         audios = [decode_audio(it["clip"], name=f"{it['name']}, clip 0") for it in batch]

