@@ -144,19 +144,19 @@ def test_local_folder_errors_name_the_problem(tmp_path):
         timbre.load_local(tmp_path / "nope")
 
 
-def test_hub_copy_is_read_without_decoding_and_cached_as_files(tmp_path, cache_dir):
-    """A local copy of the hub repository (save_to_disk splits under range/) with 44.1 kHz audio."""
+def _fake_hub_copy(root: Path) -> None:
+    """The hub repository's layout: each split of config `range` a `save_to_disk` folder,
+    44.1 kHz audio stored as bytes, a mel image column, ClassLabel Narrow/Moderate/Wide."""
     import io
 
     import datasets
+    from PIL import Image
 
     def wav_bytes(freq: float) -> bytes:
         buf = io.BytesIO()
         t = np.arange(22_050) / 44_100
         sf.write(buf, 0.2 * np.sin(2 * np.pi * freq * t), 44_100, format="WAV")
         return buf.getvalue()
-
-    from PIL import Image
 
     img = Image.new("RGB", (4, 4))
     for split in ("train", "test"):
@@ -169,7 +169,11 @@ def test_hub_copy_is_read_without_decoding_and_cached_as_files(tmp_path, cache_d
         }))
         # Cast rather than encode: datasets 4+ wants torchcodec to *encode* audio, not to store bytes.
         ds = ds.cast_column("audio", datasets.Audio(sampling_rate=44_100))
-        ds.save_to_disk(str(tmp_path / "range" / split))
+        ds.save_to_disk(str(root / "range" / split))
+
+
+def test_hub_copy_is_read_without_decoding_and_cached_as_files(tmp_path, cache_dir):
+    _fake_hub_copy(tmp_path)
     dd = timbre.load_local(tmp_path)
     assert dd["test"]["label"] == [2, 0, 1] and dd["test"]["label_name"] == ["wide", "narrow", "moderate"]
     assert "mel" not in dd["test"].column_names
@@ -178,6 +182,30 @@ def test_hub_copy_is_read_without_decoding_and_cached_as_files(tmp_path, cache_d
     from lm_eval_audio.audio import decode_audio
 
     assert decode_audio(refs[0]).shape == (8000,)  # 0.5 s resampled from 44.1 kHz to 16 kHz
+
+
+def test_hub_route_fetches_only_the_range_config(tmp_path, cache_dir, monkeypatch):
+    import huggingface_hub
+
+    _fake_hub_copy(tmp_path)
+    calls = []
+
+    def fake_snapshot_download(repo_id, **kwargs):
+        calls.append((repo_id, kwargs))
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    dd = timbre.load_timbre_range()
+    assert calls == [("ccmusic-database/timbre_range",
+                      {"repo_type": "dataset", "revision": None, "allow_patterns": ["range/**"]})]
+    assert len(dd["train"]) == 3 and len(dd["test"]) == 3
+
+    def offline(repo_id, **kwargs):
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
+    with pytest.raises(RuntimeError, match="timbre_range_dir"):
+        timbre.load_timbre_range()
 
 
 # --- label_index filter ------------------------------------------------------------------------

@@ -9,8 +9,9 @@ Every loader returns a `datasets.DatasetDict` whose rows are
 Sources
 -------
 - Hub: `ccmusic-database/timbre_range`, config `range` (44.1 kHz sung notes; train 580,
-  validation 73, test). Loaded with the audio column cast to `decode=False`; the bytes are
-  written once to the cache folder and referenced from there.
+  validation 73, test). The repository keeps each split as a `save_to_disk` folder
+  (`range/<split>/`); only those files are fetched, read with the audio column cast to
+  `decode=False`, and the bytes written once to the cache folder and referenced from there.
 - Local folder (one setting, `timbre_range_dir`): either a copy of the hub repository (the
   `save_to_disk` folders `range/<split>/` or `<split>/` with `state.json`), or plain audio files
   laid out as `<split>/<label>/*.wav|flac|...` with label folders named `narrow`, `moderate`,
@@ -283,17 +284,19 @@ def load_local(path: str | Path, **_ignored: Any):
 
 
 def load_hub(path: str = HUB_PATH, name: str = HUB_CONFIG, revision: str | None = None):
-    """Timbre-range data from the hub, audio cast to `decode=False` and cached as files."""
-    import datasets
+    """Timbre-range data from the hub: the repository stores each split of a config as a
+    `save_to_disk` folder (`range/train/`, ...), so only that config's files are fetched and then
+    read exactly as a local copy is (audio never decoded by `datasets`, cached as files)."""
+    from huggingface_hub import snapshot_download
 
     try:
-        dd = datasets.load_dataset(path, name, revision=revision)
+        local = snapshot_download(path, repo_type="dataset", revision=revision, allow_patterns=[f"{name}/**"])
     except Exception as e:
         raise RuntimeError(
-            f"could not load {path} ({name}) from the hub: {e}. Offline, point the task at a local "
+            f"could not fetch {path} ({name}) from the hub: {e}. Offline, point the task at a local "
             f"copy with --metadata '{{\"timbre_range_dir\": \"/path/to/timbre_range\"}}'"
         ) from e
-    return _to_dataset_dict({s: _hf_rows(dd[s], f"timbre_range {s}") for s in dd}, path)
+    return load_local(local)
 
 
 def load_timbre_range(timbre_range_dir: str | None = None, **_ignored: Any):
