@@ -219,3 +219,18 @@ def agg_insertion_rate(items: Iterable[tuple[str, str]]) -> float:
     """Insertions / reference words, normalised."""
     e = word_errors(*_split(items))
     return e.rate(e.insertions)
+
+
+def _load_aggregations_into_lm_eval() -> None:
+    # A task YAML may list `- metric: wer` without `aggregation:`. lm-eval then names the
+    # default aggregation by inverting its aggregation registry (api/task.py), which matches only
+    # entries already loaded, not our lazy "module:attr" placeholders (registration.py). lm-eval
+    # imports this module when it first looks a WER metric up, before that inversion: load ours now.
+    from lm_eval.api.registry import aggregation_registry  # light: no torch; the hook registers ours
+
+    for name in METRICS:
+        if name in aggregation_registry:
+            aggregation_registry.get(name)
+
+
+_load_aggregations_into_lm_eval()

@@ -125,3 +125,26 @@ def test_registered_with_lm_eval():
         assert registry.get_metric_aggregation(name)(items) == pytest.approx(value)
         assert registry.get_aggregation(name) is registry.get_metric_aggregation(name)
         assert registry.is_higher_better(name) is False
+
+
+def test_yaml_without_aggregation_key_uses_ours():
+    """`- metric: wer` with no `aggregation:` must work in a fresh process, where lm-eval looks
+    the default aggregation up by inverting its registry (which lazy placeholders would miss)."""
+    import subprocess
+    import sys
+
+    code = """
+import datasets
+from lm_eval.api.task import ConfigurableTask
+from lm_eval_audio.wer import METRICS, agg_wer
+def load(**kwargs):
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list([{"text": "a b"}])})
+task = ConfigurableTask(config=dict(
+    task="wer_probe", output_type="generate_until", custom_dataset=load, test_split="test",
+    doc_to_text="x", doc_to_target="{{text}}", metric_list=[{"metric": m} for m in METRICS]))
+assert task.aggregation()["wer"] is agg_wer, task.aggregation()
+assert task.higher_is_better()["wer"] is False
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
