@@ -120,6 +120,36 @@ def test_hub_route_fails_with_the_offline_hint(monkeypatch):
         librispeech.load_librispeech("dev-clean", limit=200)
 
 
+@pytest.mark.parametrize("limit", [None, 2])
+def test_hub_route_keeps_hub_order_and_caches_audio_as_files(ls_root, tmp_path, monkeypatch, limit):
+    """The hub code path on a stand-in for openslr/librispeech_asr: a `datasets` table with an
+    Audio column of FLAC bytes, in a non-sorted order; `limit` takes the streaming route."""
+    import datasets
+
+    rows = librispeech.read_local_rows(ls_root, "dev-clean")[:4][::-1]  # hub order is not by id
+    table = datasets.Dataset.from_list([
+        {"file": "x.flac", "audio": {"bytes": Path(r["audio"]["path"]).read_bytes(), "path": f"{r['id']}.flac"},
+         "text": r["text"], "speaker_id": int(r["speaker_id"]), "chapter_id": int(r["chapter_id"]), "id": r["id"]}
+        for r in rows]).cast_column("audio", datasets.Audio(sampling_rate=16000))
+    calls = []
+
+    def fake_load_dataset(path, name, split, revision=None, streaming=False):
+        calls.append((path, name, split, streaming))
+        return table.to_iterable_dataset() if streaming else table
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
+    got = librispeech.load_librispeech("dev-clean", limit=limit)["test"]
+    assert calls == [("openslr/librispeech_asr", "clean", "validation", limit is not None)]
+    n = limit or len(rows)
+    assert got["id"] == [r["id"] for r in rows[:n]] and got["text"] == [r["text"] for r in rows[:n]]
+    assert got["speaker_id"][0] == rows[0]["speaker_id"]
+    for doc, src in zip(got, rows):
+        assert doc["audio"]["sha256"] == src["audio"]["sha256"]
+        assert Path(doc["audio"]["path"]).is_relative_to(tmp_path / "cache")
+        np.testing.assert_array_equal(decode_audio(doc["audio"]), decode_audio(src["audio"]))
+
+
 @pytest.mark.parametrize("raw, expected", [
     ("The original content of this audio is: 'He hoped there would be stew.'", "He hoped there would be stew."),
     ('Transcription: "in being comparatively modern"', "in being comparatively modern"),

@@ -134,8 +134,9 @@ def read_hub_rows(split: str, *, limit: int | None = None, path: str = HUB_PATH,
     if limit is not None:
         ds = ds.take(limit)
     keep = ("id", "speaker_id", "chapter_id", "text", "audio")
-    rows = [{k: row[k] for k in keep if k in row} for row in ds]
-    rows = materialise_column(rows, "audio", what=f"librispeech {s.folder}", total=len(rows))
+    # A generator, so each clip's bytes are written to the cache and dropped before the next.
+    rows = materialise_column(({k: row[k] for k in keep if k in row} for row in ds), "audio",
+                              what=f"librispeech {s.folder}", total=limit if limit is not None else len(ds))
     for row in rows:
         row["speaker_id"], row["chapter_id"] = str(row.get("speaker_id", "")), str(row.get("chapter_id", ""))
     return rows
