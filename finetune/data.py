@@ -65,13 +65,12 @@ def _chat_renderer(tokenizer):
 
 def get_task(name: str, include_path: list[str] | None = None):
     """The lm-eval Task object called `name` (a single task, not a group)."""
-    from lm_eval.tasks import TaskManager, get_task_dict
+    from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=list(include_path) if include_path else None)
     if name not in manager.all_tasks:
         raise ValueError(f"unknown lm-eval task {name!r} (include_path={include_path or []})")
-    tasks = get_task_dict([name], manager)
-    task = tasks.get(name)
+    task = manager.load([name])["tasks"].get(name)
     if task is None or not hasattr(task, "construct_requests"):
         raise ValueError(f"{name!r} is a group; name one of its tasks for training")
     return task

@@ -151,9 +151,7 @@ def _training_arguments(config: FinetuneConfig) -> TrainingArguments:
         label_names=["labels"],
         report_to="none",
         ddp_find_unused_parameters=False,
-        # Checkpointing is switched on in the wrapped model (Trainer would look for the method on
-        # the wrapper); reentrant checkpointing would need inputs that require grad.
-        gradient_checkpointing=False,
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 
@@ -168,6 +166,8 @@ def train(config: FinetuneConfig) -> RunResult:
     base, tokenizer, feature_extractor = load_base(config.model)
     examples = load_examples(config.data, tokenizer)
     if config.training.gradient_checkpointing:
+        # Switched on in the model itself: Trainer would look for the method on our wrapper.
+        # Non-reentrant, since the checkpointed blocks' inputs need not require grad.
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model = apply_lora(base, config.lora)
     model = AudioLMForTraining(peft_model, tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
