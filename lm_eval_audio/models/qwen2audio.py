@@ -278,7 +278,8 @@ class Qwen2AudioLM(HFLM):
         groups: dict[tuple, list[_Request]] = {}
         for r in prepared:
             groups.setdefault(r.context_key, []).append(r)
-        ordered = sorted(groups.values(), key=lambda g: -max(r.approx_len() for r in g))
+        # Longest first (padding waste and out-of-memory show up at once); a group shares its clips.
+        ordered = sorted(groups.values(), key=lambda g: -(g[0].approx_len() + max(len(r.continuation_ids) for r in g)))
         results: list[tuple[float, bool] | None] = [None] * len(prepared)
         pbar = tqdm(total=len(prepared), disable=disable_tqdm or self.rank != 0, desc="qwen2audio loglikelihood")
         for batch in self._batches(ordered, _rows_needed):
