@@ -305,28 +305,40 @@ def render(report: dict) -> str:
         f"Checkpoint: random `{report['size']}` Qwen2-Audio ({report['params_m']:.1f} M parameters), float32. "
         f"{report['reps']} alternating repetitions{' after a warm-up' if report['warmup'] else ', no warm-up'}; medians. Peak memory = peak RSS growth "
         "during a run (sampled every 5 ms), max over repetitions.",
-        f"Spoken-MMLU inputs: {report['mc_source']}, {report['ll']['requests'] // 4} items, "
-        f"lengths min/median/max {report['mc_lengths']}. ASR inputs: {report['gen']['n_clips']} LJ Speech "
-        f"clips ({report['asr_lengths']}), greedy, {report['gen']['max_gen_toks']} new tokens max.",
+        f"Spoken-MMLU inputs: {report['mc_source']}, lengths min/median/max {report['mc_lengths']}. "
+        f"ASR inputs: LJ Speech clips ({report['asr_lengths']}), greedy.",
         "",
     ]
-    ll, gen, tts = report["ll"], report["gen"], report["tts"]
-    rows = (case_rows(f"1. spoken-MMLU loglikelihood (batch {ll['batch_size']})", ll["cases"])
-            + case_rows("2. ASR generation", gen["cases"])
-            + case_rows("3. speech synthesis (clips)", tts["cases"]))
+    ll, gen, tts = report.get("ll"), report.get("gen"), report.get("tts")
+    rows = []
+    if ll:
+        rows += case_rows(f"1. spoken-MMLU loglikelihood (batch {ll['batch_size']})", ll["cases"])
+    if gen:
+        rows += case_rows(f"2. ASR generation ({gen['max_gen_toks']} new tokens)", gen["cases"])
+    if tts:
+        rows += case_rows("3. speech synthesis (clips)", tts["cases"])
     lines.append(table(rows, ["case", "configuration", "items/s", "median s", "peak MiB", "ratio"]))
+    lines.append("")
+    if ll:
+        lines += [
+            f"- Audio-encoder calls per spoken-MMLU item: {ll['encoder_calls_per_item']:g} (own length), "
+            f"{ll['encoder_calls_per_item_30s']:g} (30 s); naive: 4 (one per letter).",
+            f"- Letter logprobs, ours vs naive: max |diff| {ll['max_abs_diff_vs_naive']:.2e} (own length), "
+            f"{ll['max_abs_diff_30s_vs_naive']:.2e} (30 s); greedy flags agree: {ll['greedy_agree_vs_naive']}.",
+        ]
+    if gen:
+        lines += [
+            f"- ASR: best ours = {gen['best_ours']}, best lm-eval = {gen['best_lmeval']}; "
+            f"speed-up {gen['speedup_best_vs_best_lmeval']:.2f}x over lm-eval's best, "
+            f"{gen['speedup_best_vs_ours_b1']:.2f}x over our batch 1.",
+            "- Transcripts identical to our batch-1 output: "
+            + ", ".join(f"{c.name}: {c.extra['identical_to_ours_b1']}/{gen['n_clips']}" for c in gen["cases"]) + ".",
+        ]
+    if tts:
+        lines.append(f"- TTS: cold run synthesised {tts['cold_made']} clips; cached run reused {tts['cached_reused']}.")
+    if "bd" not in report:
+        return "\n".join(lines)
     lines += [
-        "",
-        f"- Audio-encoder calls per spoken-MMLU item: {ll['encoder_calls_per_item']:g} (own length), "
-        f"{ll['encoder_calls_per_item_30s']:g} (30 s); naive: 4 (one per letter).",
-        f"- Letter logprobs, ours vs naive: max |diff| {ll['max_abs_diff_vs_naive']:.2e} (own length), "
-        f"{ll['max_abs_diff_30s_vs_naive']:.2e} (30 s); greedy flags agree: {ll['greedy_agree_vs_naive']}.",
-        f"- ASR: best ours = {gen['best_ours']}, best lm-eval = {gen['best_lmeval']}; "
-        f"speed-up {gen['speedup_best_vs_best_lmeval']:.2f}x over lm-eval's best, "
-        f"{gen['speedup_best_vs_ours_b1']:.2f}x over our batch 1.",
-        "- Transcripts identical to our batch-1 output: "
-        + ", ".join(f"{c.name}: {c.extra['identical_to_ours_b1']}/{gen['n_clips']}" for c in gen["cases"]) + ".",
-        f"- TTS: cold run synthesised {tts['cold_made']} clips; cached run reused {tts['cached_reused']}.",
         "",
         f"4. Where the time of one spoken-MMLU batch goes ({report['bd']['items']} items, "
         "our class, medians, seconds):",
@@ -379,6 +391,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="batch sizes for lm-eval's class (default 4,8: batch 1 is slower still; quick 2)")
     p.add_argument("--max-gen-toks", type=int, help="new tokens per transcript (default 24; quick 8)")
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up run (quick mode's default)")
+    p.add_argument("--cases", default="ll,gen,tts,bd",
+                   help="which cases to run: ll (1), gen (2), tts (3), bd (4); default all")
     p.add_argument("--json", type=Path, help="also write the results here as JSON")
     a = p.parse_args(argv)
     q = a.quick
@@ -386,6 +400,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.items = a.items or (2 if q else 4)
     a.clips = a.clips or (2 if q else 8)
     a.warmup = not (a.no_warmup or q)
+    a.cases = set(a.cases.split(","))
+    unknown = a.cases - {"ll", "gen", "tts", "bd"}
+    if unknown:
+        p.error(f"unknown cases {sorted(unknown)}")
     a.tts_texts = a.tts_texts or (3 if q else 8)
     a.max_gen_toks = a.max_gen_toks or (8 if q else 24)
     a.lmeval_batches = [int(x) for x in (a.lmeval_batches or ("2" if q else "4,8")).split(",")]
@@ -432,17 +450,22 @@ def main(argv: list[str] | None = None) -> int:
         common = dict(pretrained=str(model_dir), device="cpu", dtype="float32")
         ours = Qwen2AudioLM(batch_size=args.ll_batch, **common)
         report["params_m"] = sum(p.numel() for p in ours.model.parameters()) / 1e6
-        logger.info("case 1: spoken-MMLU loglikelihood")
-        report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps, args.warmup)
-        logger.info("case 2: ASR generation")
-        lmeval = patched_class()(batch_size=1, **common)
-        report["gen"] = case_generation(ours, lmeval, asr_arrays, args.gen_batches, args.lmeval_batches, args.max_gen_toks, args.reps, args.warmup)
-        del lmeval
-        logger.info("case 3: speech synthesis")
-        report["tts"] = case_tts([speech_text(d) for d in docs[: args.tts_texts]], work, args.reps, args.warmup)
-        logger.info("case 4: time breakdown")
-        ours.batch_size_per_gpu = args.ll_batch
-        report["bd"] = case_breakdown(ours, mc_clips, args.ll_batch, args.reps, args.warmup)
+        if "ll" in args.cases:
+            logger.info("case 1: spoken-MMLU loglikelihood")
+            report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps, args.warmup)
+        if "gen" in args.cases:
+            logger.info("case 2: ASR generation")
+            lmeval = patched_class()(batch_size=1, **common)
+            report["gen"] = case_generation(ours, lmeval, asr_arrays, args.gen_batches, args.lmeval_batches,
+                                            args.max_gen_toks, args.reps, args.warmup)
+            del lmeval
+        if "tts" in args.cases:
+            logger.info("case 3: speech synthesis")
+            report["tts"] = case_tts([speech_text(d) for d in docs[: args.tts_texts]], work, args.reps, args.warmup)
+        if "bd" in args.cases:
+            logger.info("case 4: time breakdown")
+            ours.batch_size_per_gpu = args.ll_batch
+            report["bd"] = case_breakdown(ours, mc_clips, args.ll_batch, args.reps, args.warmup)
 
     report["machine"]["load_avg_end"] = os.getloadavg()
     text = render(report)
