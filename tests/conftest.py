@@ -33,10 +33,21 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
-def cli_env(tmp_path) -> dict:
+def offline_env(tmp_path: Path) -> dict:
     """Environment for running `lm_eval` / `lm-eval-audio` in a subprocess, offline."""
     env = dict(os.environ)
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                HF_HOME=str(tmp_path / "hf_home"), TOKENIZERS_PARALLELISM="false")
     return env
+
+
+@pytest.fixture(scope="session")
+def make_cli_env():
+    """`offline_env` for fixtures wider than one test."""
+    return offline_env
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict:
+    """Environment for running `lm_eval` / `lm-eval-audio` in a subprocess, offline."""
+    return offline_env(tmp_path)

@@ -105,22 +105,35 @@ def _results(output_path: Path) -> tuple[dict, dict]:
     return json.loads(results_file.read_text()), samples
 
 
-def test_lm_eval_cli_with_audio_and_request_cache(tiny_model_dir, audio_tasks, cli_env, tmp_path):
-    base = [
-        "lm_eval", "--model", "qwen2audio", "--model_args", f"pretrained={tiny_model_dir}",
-        "--tasks", "lj_audio_mc,lj_audio_gen", "--include_path", str(audio_tasks), "--limit", "4",
-        "--batch_size", "4", "--device", "cpu", "--use_cache", str(tmp_path / "cache" / "lm"),
+def _cli_args(tiny_model_dir, audio_tasks, tasks="lj_audio_mc,lj_audio_gen"):
+    return [
+        "--model", "qwen2audio", "--model_args", f"pretrained={tiny_model_dir}", "--tasks", tasks,
+        "--include_path", str(audio_tasks), "--limit", "4", "--batch_size", "4", "--log_samples",
     ]
-    first = _run(base + ["--output_path", str(tmp_path / "run1"), "--log_samples"], cli_env, tmp_path)
-    assert "Requests remaining: 8" in first and "Requests remaining: 4" in first
-    results, samples = _results(tmp_path / "run1")
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_model_dir, audio_tasks, tmp_path_factory, make_cli_env):
+    """One plain `lm_eval` run with --use_cache (each CLI start indexes ~14k lm-eval YAMLs: share it)."""
+    tmp = tmp_path_factory.mktemp("first-run")
+    cache = tmp / "cache" / "lm"
+    log = _run(["lm_eval", *_cli_args(tiny_model_dir, audio_tasks), "--use_cache", str(cache),
+                "--output_path", str(tmp / "run1")], make_cli_env(tmp), tmp)
+    return log, tmp / "run1", cache
+
+
+def test_lm_eval_cli_with_audio_and_request_cache(tiny_model_dir, audio_tasks, first_run, cli_env, tmp_path):
+    log, run1, cache = first_run
+    assert "Requests remaining: 8" in log and "Requests remaining: 4" in log
+    results, samples = _results(run1)
     assert results["config"]["model"] == "qwen2audio"
     assert len(samples["lj_audio_mc"]) == 4 and len(samples["lj_audio_gen"]) == 4
     # Each document's own clip reached the model: different clips, different scores.
     scores = {tuple(r[0] for r in s["filtered_resps"]) for s in samples["lj_audio_mc"]}
     assert len(scores) == 4
 
-    second = _run(base + ["--output_path", str(tmp_path / "run2"), "--log_samples"], cli_env, tmp_path)
+    second = _run(["lm_eval", *_cli_args(tiny_model_dir, audio_tasks), "--use_cache", str(cache),
+                   "--output_path", str(tmp_path / "run2")], cli_env, tmp_path)
     assert "Cached requests: 8, Requests remaining: 0" in second
     assert "Cached requests: 4, Requests remaining: 0" in second
     results2, samples2 = _results(tmp_path / "run2")
@@ -128,21 +141,18 @@ def test_lm_eval_cli_with_audio_and_request_cache(tiny_model_dir, audio_tasks, c
     assert [s["filtered_resps"] for s in samples2["lj_audio_gen"]] == [s["filtered_resps"] for s in samples["lj_audio_gen"]]
 
 
-def test_accelerate_launch_splits_work_by_rank(tiny_model_dir, audio_tasks, cli_env, tmp_path):
-    args = [
-        "--model", "qwen2audio", "--model_args", f"pretrained={tiny_model_dir}", "--tasks", "lj_audio_mc",
-        "--include_path", str(audio_tasks), "--limit", "6", "--batch_size", "4", "--log_samples",
-    ]
-    single_log = _run(["lm_eval", *args, "--output_path", str(tmp_path / "single")], cli_env, tmp_path)
+def test_accelerate_launch_splits_work_by_rank(tiny_model_dir, audio_tasks, first_run, cli_env, tmp_path):
+    single_log, run1, _ = first_run
     assert "on rank 1" not in single_log
     # `accelerate launch --cpu` starts a single process; two CPU processes (gloo) are launched as
     # on GPUs, with ACCELERATE_USE_CPU telling accelerate that the ranks live on the CPU.
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     env = dict(cli_env, ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")
+    args = _cli_args(tiny_model_dir, audio_tasks, tasks="lj_audio_mc")
     log = _run([*launch, "-m", "lm_eval", *args, "--output_path", str(tmp_path / "dp")], env, tmp_path)
     assert "Building contexts for lj_audio_mc on rank 1" in log
-    single, single_samples = _results(tmp_path / "single")
+    single, single_samples = _results(run1)
     dp, dp_samples = _results(tmp_path / "dp")
     assert dp["results"]["lj_audio_mc"]["acc,none"] == single["results"]["lj_audio_mc"]["acc,none"]
     by_doc = lambda ss: {s["doc_id"]: [r[0] for r in s["filtered_resps"]] for s in ss}  # noqa: E731
