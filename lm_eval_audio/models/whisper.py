@@ -26,6 +26,7 @@ Decoding speed is measured as RTFx (see `lm_eval_audio.rtfx`), logged at the end
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -160,7 +161,9 @@ class WhisperLM(LM):
         self.pretrained, self.backend_name = str(pretrained), backend
         self.language, self.task, self.num_beams = language, task, int(num_beams)
         self.batch_size = _parse_batch_size(batch_size, max_batch_size)
-        self._device = _resolve_device(device)
+        self._setup_data_parallel()
+        accelerator = getattr(self, "accelerator", None)
+        self._device = str(accelerator.device) if accelerator is not None else _resolve_device(device)
         if backend == "transformers":
             self.backend = _TransformersBackend(self.pretrained, self._device, dtype, revision)
         else:
@@ -169,6 +172,34 @@ class WhisperLM(LM):
         self.rtfx = RTFxMeter()
         logger.info("whisper (%s, %s) on %s, batch size %d; task text prompts are not used",
                     backend, self.pretrained, self._device, self.batch_size)
+
+    # -- data parallel (as lm-eval's `hf` model) ---------------------------------------------
+    def _setup_data_parallel(self) -> None:
+        # Under `accelerate launch` (or torchrun) each process takes its share of the documents;
+        # lm-eval's evaluator splits by rank and gathers through the three methods below.
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return
+        from accelerate import Accelerator
+
+        self.accelerator = Accelerator()
+        self._rank = self.accelerator.process_index
+        self._world_size = self.accelerator.num_processes
+
+    def all_gather(self, tensor):
+        return tensor if self.world_size <= 1 else self.accelerator.gather(tensor)
+
+    def gather_object(self, obj, dst=0):
+        if self.world_size <= 1:
+            return [obj]
+        import torch.distributed
+
+        result = [None] * self.world_size if self.rank == dst else None
+        torch.distributed.gather_object(obj=obj, object_gather_list=result, dst=dst)
+        return result
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            self.accelerator.wait_for_everyone()
 
     # -- lm-eval API ----------------------------------------------------------------------
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False):
