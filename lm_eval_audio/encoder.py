@@ -20,6 +20,10 @@ MEL_FRAMES_30S = 3000
 # Extra mel frames kept past the valid ones: conv1/conv2 (kernel 3) reach 2 frames ahead and
 # the count must stay even for the stride-2 conv and pooling.
 _CONV_REACH = 4
+_HOP = 160  # samples per mel frame at 16 kHz
+# Zeros kept after the longest clip: the STFT's centred frames near a clip's end must see
+# zeros, as in the 30 s window, and the encoder reads _CONV_REACH frames past the valid ones.
+_EDGE_SAMPLES = 8 * _HOP
 
 
 def audio_token_count(mel_frames: int) -> int:
@@ -36,14 +40,23 @@ class AudioFeatures:
     valid_frames: list[int]
 
 
-def extract_features(feature_extractor, arrays: list[np.ndarray], sampling_rate: int = 16_000) -> AudioFeatures:
-    """Whisper log-mel features exactly as Qwen2AudioProcessor computes them (padded to 30 s).
+def extract_features(
+    feature_extractor, arrays: list[np.ndarray], sampling_rate: int = 16_000, *, own_length: bool = True
+) -> AudioFeatures:
+    """Whisper log-mel features as Qwen2AudioProcessor computes them, and each clip's valid frames.
 
-    Features are computed over the 30 s window (not trimmed audio) because the STFT's edge
-    frames and Whisper's dynamic-range clamp depend on the padding; we slice afterwards.
+    The processor pads every clip to 30 s. With `own_length`, the batch is padded with zeros to
+    its longest clip plus a few hops instead: every frame that the encoder reads equals the 30 s
+    computation exactly (the STFT is local and its frames past a clip see zeros either way, and
+    Whisper's dynamic-range clamp takes its maximum from the signal, not from the silence), at a
+    cost that follows the clips. `own_length=False` is the stock 30 s window.
     """
+    kwargs = {"padding": "max_length"}
+    if own_length:
+        longest = max(len(a) for a in arrays)
+        kwargs["max_length"] = min(longest + _EDGE_SAMPLES, feature_extractor.n_samples)
     out = feature_extractor(
-        arrays, sampling_rate=sampling_rate, padding="max_length", return_attention_mask=True, return_tensors="pt"
+        arrays, sampling_rate=sampling_rate, return_attention_mask=True, return_tensors="pt", **kwargs
     )
     valid = out["attention_mask"].sum(-1).tolist()
     return AudioFeatures(input_features=out["input_features"], valid_frames=[int(v) for v in valid])

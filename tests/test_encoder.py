@@ -35,10 +35,15 @@ def test_own_length_matches_stock_encoder(model_and_processor, seconds):
     model, processor = model_and_processor
     rng = np.random.default_rng(int(seconds * 10))
     clip = (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32)
-    features = extract_features(processor.feature_extractor, [clip])
+    features = extract_features(processor.feature_extractor, [clip], own_length=True)
+    stock_features = extract_features(processor.feature_extractor, [clip], own_length=False)
+    assert stock_features.input_features.shape[-1] == 3000
+    assert features.valid_frames == stock_features.valid_frames
+    read = min(3000, features.valid_frames[0] + 4)  # the frames encode_audio reads
+    torch.testing.assert_close(features.input_features[..., :read], stock_features.input_features[..., :read], atol=0, rtol=0)
     with torch.no_grad():
         (own,) = encode_audio(model, features, own_length=True)
-        (stock,) = _stock_audio_features(model, features)
+        (stock,) = _stock_audio_features(model, stock_features)
     assert own.shape == stock.shape
     assert own.shape[0] == audio_token_count(features.valid_frames[0])
     torch.testing.assert_close(own, stock, atol=1e-5, rtol=0)
@@ -48,10 +53,11 @@ def test_mixed_lengths_in_one_batch(model_and_processor):
     model, processor = model_and_processor
     rng = np.random.default_rng(0)
     clips = [(0.1 * rng.standard_normal(int(16000 * s))).astype(np.float32) for s in (2.0, 9.0, 4.5)]
-    features = extract_features(processor.feature_extractor, clips)
+    features = extract_features(processor.feature_extractor, clips, own_length=True)
+    assert features.input_features.shape[-1] < 3000
     with torch.no_grad():
         own = encode_audio(model, features, own_length=True)
-        stock = _stock_audio_features(model, features)
+        stock = _stock_audio_features(model, extract_features(processor.feature_extractor, clips, own_length=False))
     for a, b in zip(own, stock):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
 

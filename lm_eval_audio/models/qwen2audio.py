@@ -199,7 +199,9 @@ class Qwen2AudioLM(HFLM):
         """Encode decoded clips (one encoder batch); projected features keyed by clip key."""
         if not arrays:
             return {}
-        features = extract_features(self.feature_extractor, list(arrays.values()), sampling_rate=SAMPLE_RATE)
+        features = extract_features(
+            self.feature_extractor, list(arrays.values()), sampling_rate=SAMPLE_RATE, own_length=self.encoder_own_length
+        )
         encoded = encode_audio(self.core, features, own_length=self.encoder_own_length)
         self.audio_encoder_calls += len(arrays)
         return dict(zip(arrays.keys(), encoded))
