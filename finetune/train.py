@@ -12,6 +12,7 @@ import gc
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from finetune.collate import AudioSFTCollator
 from finetune.config import FinetuneConfig, save_config
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "finetune_config.yaml"
 RESULTS_FILE = "finetune_results.json"
+_CHECKPOINT_RE = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-\d+")
 
 
 class ExampleDataset(Dataset):
@@ -109,18 +112,55 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def checkpoint_is_complete(path: str | Path) -> bool:
+    """True when Trainer finished writing the checkpoint folder `path` (`checkpoint-N`).
+
+    Trainer writes the adapter, then optimizer, scheduler and RNG states, and the trainer state
+    last, none of them atomically: a run killed mid-save leaves a folder that looks like a
+    checkpoint. Only a trainer state that parses and names the folder's own step proves that
+    everything before it was written.
+    """
+    path = Path(path)
+    state = path / TRAINER_STATE_NAME
+    if not (path / "adapter_model.safetensors").is_file() or not state.is_file():
+        return False
+    try:
+        step = json.loads(state.read_text()).get("global_step")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+    return path.name == f"{PREFIX_CHECKPOINT_DIR}-{step}"
+
+
+def last_complete_checkpoint(output_dir: str | Path) -> str | None:
+    """The newest complete `checkpoint-N` folder in `output_dir` (None if there is none);
+    newer incomplete ones (a run killed while saving) are skipped with a warning."""
+    out = Path(output_dir)
+    if not out.is_dir():
+        return None
+    folders = [p for p in out.iterdir() if p.is_dir() and _CHECKPOINT_RE.fullmatch(p.name)]
+    for folder in sorted(folders, key=lambda p: int(p.name.rsplit("-", 1)[1]), reverse=True):
+        if checkpoint_is_complete(folder):
+            return str(folder)
+        logger.warning("skipping %s: incomplete (the run was stopped while writing it)", folder)
+    return None
+
+
 def resolve_resume(config: FinetuneConfig) -> str | None:
     """The checkpoint to resume from, by `training.resume` (auto | never | a folder)."""
     t = config.training
     out = Path(t.output_dir)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if t.resume == "auto":
-        return last
+        return last_complete_checkpoint(out)
     if t.resume == "never":
+        # Any checkpoint folder, complete or not, means the folder belongs to another run.
+        last = get_last_checkpoint(str(out)) if out.is_dir() else None
         if last:
             raise ValueError(f"{out} already holds checkpoints ({last}); resume with training.resume=auto "
                              f"or choose another training.output_dir")
         return None
+    if not checkpoint_is_complete(t.resume):
+        raise ValueError(f"training.resume={t.resume!r} is not a complete checkpoint (no adapter weights, or its "
+                         f"{TRAINER_STATE_NAME} is missing, truncated or names another step)")
     return t.resume
 
 
