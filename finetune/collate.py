@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from lm_eval_audio.audio import SAMPLE_RATE, clip_key, decode_audio, limit_length
-from lm_eval_audio.encoder import MEL_FRAMES_30S, audio_token_count
+from lm_eval_audio.encoder import CONV_REACH_FRAMES, MEL_FRAMES_30S, audio_token_count, extract_features
 from lm_eval_audio.prompts import AUDIO_TOKEN
 
 from finetune.data import Example
@@ -24,8 +24,6 @@ from finetune.data import Example
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
-_HOP = 160  # Whisper's hop length in samples
-_CONV_REACH = 4  # as in lm_eval_audio.encoder: frames past the valid ones the convolutions read
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -40,24 +38,14 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
 
 
 def clip_features(feature_extractor, array: np.ndarray) -> tuple[torch.Tensor, int]:
-    """Log-mel features of one clip over a short window, and its number of valid frames.
-
-    Whisper's features pad every clip to 30 s; the valid frames (and the few after them that the
-    encoder's convolutions read) only depend on the clip and on zeros after it, and the
-    dynamic-range clamp takes its maximum from the clip, so computing them over the clip plus a
-    little silence gives the same values (tested against `extract_features`) at a fraction of
-    the cost: this runs once per clip per epoch otherwise.
-    """
-    n = min(len(array) + _HOP * (2 * _CONV_REACH), MEL_FRAMES_30S * _HOP)
-    n += (-n) % (2 * _HOP)
-    out = feature_extractor(
-        [array], sampling_rate=SAMPLE_RATE, padding="max_length", max_length=n,
-        return_attention_mask=True, return_tensors="pt",
-    )
-    valid = int(out["attention_mask"].sum())
-    frames = min(MEL_FRAMES_30S, valid + _CONV_REACH)
+    """Log-mel features of one clip on its own length (the frames the encoder reads), and its
+    number of valid frames: `extract_features` as evaluation computes them, kept per clip so a
+    clip is featurised once for the whole run rather than once per epoch."""
+    features = extract_features(feature_extractor, [array], sampling_rate=SAMPLE_RATE, own_length=True)
+    valid = features.valid_frames[0]
+    frames = min(MEL_FRAMES_30S, valid + CONV_REACH_FRAMES)
     frames += frames % 2
-    return out["input_features"][0, :, :frames].clone(), valid
+    return features.input_features[0, :, :frames].clone(), valid
 
 
 @dataclass

@@ -19,10 +19,10 @@ import torch
 MEL_FRAMES_30S = 3000
 # Extra mel frames kept past the valid ones: conv1/conv2 (kernel 3) reach 2 frames ahead and
 # the count must stay even for the stride-2 conv and pooling.
-_CONV_REACH = 4
+CONV_REACH_FRAMES = 4
 _HOP = 160  # samples per mel frame at 16 kHz
 # Zeros kept after the longest clip: the STFT's centred frames near a clip's end must see
-# zeros, as in the 30 s window, and the encoder reads _CONV_REACH frames past the valid ones.
+# zeros, as in the 30 s window, and the encoder reads CONV_REACH_FRAMES frames past the valid ones.
 _EDGE_SAMPLES = 8 * _HOP
 
 
@@ -76,7 +76,7 @@ def encode_audio(model, features: AudioFeatures, *, own_length: bool = True) -> 
 
     valid = features.valid_frames
     if own_length:
-        frames = min(MEL_FRAMES_30S, max(valid) + _CONV_REACH)
+        frames = min(MEL_FRAMES_30S, max(valid) + CONV_REACH_FRAMES)
         frames += frames % 2
     else:
         frames = MEL_FRAMES_30S
