@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -363,15 +364,16 @@ class Qwen2AudioLM(HFLM):
             rows = [(self._expand(r.context_ids, r.clip_keys, audio), r.clip_keys) for r in batch]
             embeds, mask = self._embed(rows, audio, left_pad=True)
             # With only inputs_embeds, generate() returns just the new tokens.
-            out = self.core.generate(
-                inputs_embeds=embeds,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                stopping_criteria=stop_sequences_criteria(self.tokenizer, until, 0, len(batch)),
-                pad_token_id=self.tokenizer.pad_token_id,
-                use_cache=True,
-                **kwargs,
-            )
+            with _lm_head_on_last_position(self.core):
+                out = self.core.generate(
+                    inputs_embeds=embeds,
+                    attention_mask=mask,
+                    max_new_tokens=max_new_tokens,
+                    stopping_criteria=stop_sequences_criteria(self.tokenizer, until, 0, len(batch)),
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    use_cache=True,
+                    **kwargs,
+                )
             texts = [postprocess_generated_text(self.tok_decode(seq), until, None) for seq in out.tolist()]
         return texts
 
@@ -396,6 +398,30 @@ class Qwen2AudioLM(HFLM):
         info = super().get_model_info()
         info.update(mode=self.mode, encoder_own_length=self.encoder_own_length, peft=self.peft, **self.rtfx.as_dict())
         return info
+
+
+class _LastPositionHead(torch.nn.Module):
+    """The LM head applied to the last position only."""
+
+    def __init__(self, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.head(hidden[:, -1:, :])
+
+
+@contextmanager
+def _lm_head_on_last_position(model):
+    # Qwen2AudioForConditionalGeneration computes logits at every position (it takes no
+    # `logits_to_keep`), but generation reads only the last one: at prefill that is a
+    # (batch, prompt length, ~150k vocabulary) tensor computed for nothing.
+    head = model.lm_head
+    model.lm_head = _LastPositionHead(head)
+    try:
+        yield
+    finally:
+        model.lm_head = head
 
 
 def _rows_needed(group: list[_Request]) -> int:
