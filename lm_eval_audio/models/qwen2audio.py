@@ -315,10 +315,15 @@ class Qwen2AudioLM(HFLM):
         hidden = self.core.model.language_model(inputs_embeds=embeds, attention_mask=mask, use_cache=False)
         hidden = hidden.last_hidden_state
         out = []
+        # Single-token siblings (the four letters) read the same position: one LM head and
+        # log-softmax over the (real: ~150k) vocabulary serves them all.
+        logprobs_at: dict[tuple[int, int, int], torch.Tensor] = {}
         for r, row, start in targets:
             n = len(r.continuation_ids)
-            logits = self.core.lm_head(hidden[row, start : start + n]).float()
-            logprobs = F.log_softmax(logits, dim=-1)
+            logprobs = logprobs_at.get((row, start, n))
+            if logprobs is None:
+                logits = self.core.lm_head(hidden[row, start : start + n]).float()
+                logprobs = logprobs_at[(row, start, n)] = F.log_softmax(logits, dim=-1)
             cont = torch.tensor(r.continuation_ids, device=logprobs.device)
             score = logprobs.gather(-1, cont[:, None]).sum().item()
             greedy = bool((logprobs.argmax(-1) == cont).all())
@@ -380,7 +385,8 @@ class Qwen2AudioLM(HFLM):
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         """Rolling (perplexity) loglikelihood of text, as lm-eval's `hf` model computes it."""
         for req in requests:
-            if len(req.args) > 1 and as_clip_list((req.args[-1] or {}).get("audio") if isinstance(req.args[-1], dict) else None):
+            extra = req.args[-1] if len(req.args) > 1 else None
+            if isinstance(extra, dict) and as_clip_list(extra.get("audio")):
                 raise ValueError(
                     f"{req.task_name} doc {req.doc_id}: loglikelihood_rolling is defined for text only"
                 )
