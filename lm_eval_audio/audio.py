@@ -155,12 +155,14 @@ def decode_audio(item: AudioItem, *, name: str = "audio", sampling_rate: int = S
     else:
         raise AudioError(f"{name}: audio item has neither array, bytes nor path: {_describe(item)}")
 
+    data = np.asarray(data, dtype=np.float32)
+    # Checked before the down-mix: the mean over a (0, channels) array is a NaN, not an empty clip.
+    if data.size == 0:
+        raise AudioError(f"{name}: audio clip is empty (0 samples)")
     try:
-        data = to_mono(np.asarray(data, dtype=np.float32))
+        data = to_mono(data)
     except ValueError as e:
         raise AudioError(f"{name}: {e}") from e
-    if data.size == 0:
-        raise AudioError(f"{name}: audio is empty (0 samples)")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
     return np.ascontiguousarray(resample(data, sr, sampling_rate), dtype=np.float32)
