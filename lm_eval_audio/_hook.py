@@ -11,7 +11,11 @@ post-import hook that acts only when a process imports lm-eval itself:
   versions read themselves), and so are our filters and metrics (`registration.py`);
 - after `lm_eval.api.model` loads, the request-cache key learns to hash numpy audio arrays by
   content (lm-eval hashes bytes and images, but raises on arrays, so `--use_cache` crashed);
-- after `lm_eval.tasks.manager` loads, every `TaskManager` also indexes our `tasks/` folder.
+- after `lm_eval.tasks.manager` loads, every `TaskManager` also indexes our `tasks/` folder;
+- after `lm_eval.api.metrics` (and `lm_eval.evaluator_utils`, which imports it by name) loads,
+  `stderr_for_metric` gives an aggregation that carries a `bootstrap_stderr(items, iters)`
+  attribute (our WER aggregations, `wer.py`) that function, with lm-eval's `bootstrap_iters`:
+  lm-eval bootstraps only a fixed list of its own aggregations and reports "N/A" otherwise.
 """
 
 from __future__ import annotations
@@ -95,10 +99,30 @@ def _patch_task_manager(manager_module) -> None:
     cls.__init__ = __init__
 
 
+def _patch_stderr_for_metric(module) -> None:
+    original = getattr(module, "stderr_for_metric", None)
+    if original is None or getattr(original, "_lm_eval_audio", False):
+        return
+
+    def stderr_for_metric(metric, bootstrap_iters):
+        ours = getattr(metric, "bootstrap_stderr", None)
+        if ours is not None:
+            if bootstrap_iters <= 0:
+                return None  # as lm-eval: no stderr when bootstrap_iters is 0
+            return lambda items: ours(items, bootstrap_iters)
+        return original(metric, bootstrap_iters)
+
+    stderr_for_metric._lm_eval_audio = True
+    stderr_for_metric.__doc__ = original.__doc__
+    module.stderr_for_metric = stderr_for_metric
+
+
 _AFTER_IMPORT = {
     "lm_eval.api.registry": _register_models,
     "lm_eval.api.model": _patch_cache_key,
     "lm_eval.tasks.manager": _patch_task_manager,
+    "lm_eval.api.metrics": _patch_stderr_for_metric,
+    "lm_eval.evaluator_utils": _patch_stderr_for_metric,
 }
 
 

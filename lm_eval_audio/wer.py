@@ -12,8 +12,23 @@ map that Whisper ships (without it "colour" and "color" count as an error). The 
 `whisper_english_spelling.json` next to this module, byte-identical to openai/whisper's
 `whisper/normalizers/english.json` (MIT, Copyright (c) 2022 OpenAI) and to the `normalizer.json`
 that `WhisperTokenizer` checkpoints carry; transformers itself ships no copy, so we vendor it
-instead of downloading it. The unnormalised WER uses the raw strings with jiwer's default
-transform (whitespace split), exactly what `jiwer.wer` computes.
+instead of downloading it.
+
+The unnormalised WER (`wer_unnormalised`) is case-insensitive and nothing more: both strings are
+lower-cased (`str.lower`) and split on whitespace, so punctuation ("world," vs "world"), spelling
+("colour" vs "color"), numbers ("25" vs "twenty five") and contractions still count as errors.
+It measures how far a transcript is from the reference's written form. (Compared
+case-sensitively it read about 1.0 on LibriSpeech, whose references are upper case: every
+word counted as wrong.) `normaliser_info()` names both transforms and their versions for the
+results file.
+
+Standard errors and paired comparisons
+--------------------------------------
+`wer_stderr` (and the stderr of the three parts) is a bootstrap over utterances: each replicate
+draws n utterances with replacement and recomputes the corpus figure from their summed edit
+counts. lm-eval asks for it with its `bootstrap_iters`; the draws come from
+`numpy.random.default_rng(BOOTSTRAP_SEED)`, so a rerun gives the same figure (see
+`bootstrap_stderr`). `paired_bootstrap_wer` compares two systems on the same utterances.
 
 Edge cases: an empty reference contributes 0 words and its hypothesis words as insertions; a
 corpus with no reference words at all has WER 0 when nothing was hypothesised and +inf
@@ -34,17 +49,23 @@ over all pairs. All are lower-is-better. In a task YAML:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
 SPELLING_FILE = Path(__file__).with_name("whisper_english_spelling.json")
+
+BOOTSTRAP_SEED = 1234  # fixed: a rerun of the same run reports the same stderr and CI
+_BOOTSTRAP_CHUNK = 1000  # replicates drawn at a time (bounds memory at chunk x utterances)
 
 # metric name -> which corpus figure its aggregation reports
 METRICS: tuple[str, ...] = ("wer", "wer_unnormalised", "wer_substitutions", "wer_deletions", "wer_insertions")
@@ -139,20 +160,162 @@ def _check_pairs(references: Sequence[str], hypotheses: Sequence[str]) -> None:
             )
 
 
+def _transform(texts: list[str], normalise: bool) -> list[str]:
+    # Whisper's normaliser, or (unnormalised) lower case only: see the module docstring.
+    return [normalize(t) for t in texts] if normalise else [t.lower() for t in texts]
+
+
 def word_errors(references: Sequence[str], hypotheses: Sequence[str], *, normalise: bool = True) -> WordErrors:
     """Corpus edit counts over paired references and hypotheses (normalised with Whisper's
-    English normaliser unless `normalise=False`)."""
+    English normaliser; with `normalise=False` lower-cased only)."""
     import jiwer
 
     references, hypotheses = list(references), list(hypotheses)
     _check_pairs(references, hypotheses)
     if not references:
         return WordErrors()
-    if normalise:
-        references = [normalize(r) for r in references]
-        hypotheses = [normalize(h) for h in hypotheses]
-    out = jiwer.process_words(references, hypotheses)
+    out = jiwer.process_words(_transform(references, normalise), _transform(hypotheses, normalise))
     return WordErrors(out.substitutions, out.deletions, out.insertions, out.hits)
+
+
+def utterance_errors(references: Sequence[str], hypotheses: Sequence[str], *,
+                     normalise: bool = True) -> list[WordErrors]:
+    """Edit counts of each utterance (the same alignment `word_errors` sums over the corpus)."""
+    import jiwer
+
+    references, hypotheses = list(references), list(hypotheses)
+    _check_pairs(references, hypotheses)
+    if not references:
+        return []
+    out = jiwer.process_words(_transform(references, normalise), _transform(hypotheses, normalise))
+    per = []
+    for chunks in out.alignments:
+        counts = {"substitute": 0, "delete": 0, "insert": 0, "equal": 0}
+        for c in chunks:
+            width = max(c.ref_end_idx - c.ref_start_idx, c.hyp_end_idx - c.hyp_start_idx)
+            counts[c.type] += width
+        per.append(WordErrors(counts["substitute"], counts["delete"], counts["insert"], counts["equal"]))
+    return per
+
+
+# which edits each corpus figure counts: columns of the (S, D, I, N) count matrix
+_PARTS: dict[str, tuple[int, ...]] = {"wer": (0, 1, 2), "substitutions": (0,), "deletions": (1,), "insertions": (2,)}
+
+
+def _count_matrix(errors: Sequence[WordErrors]) -> np.ndarray:
+    return np.array([[e.substitutions, e.deletions, e.insertions, e.reference_words] for e in errors],
+                    dtype=np.int64).reshape(-1, 4)
+
+
+def _rates(numerator: np.ndarray, words: np.ndarray) -> np.ndarray:
+    # As WordErrors.rate: edits over zero reference words are +inf, no edits over none are 0.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = numerator / words
+    return np.where(words > 0, out, np.where(numerator > 0, np.inf, 0.0))
+
+
+def bootstrap_replicates(counts: np.ndarray, iters: int, *, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """Utterance-bootstrap replicates of summed counts: shape (iters, columns of `counts`).
+
+    Replicate k sums the rows `rng.integers(0, n, size=n)` of the k-th draw of
+    `numpy.random.default_rng(seed)`, drawn in chunks of 1,000 replicates (row after row),
+    so a caller can reproduce every replicate from the seed.
+    """
+    n = counts.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.empty((iters, counts.shape[1]), dtype=np.int64)
+    for start in range(0, iters, _BOOTSTRAP_CHUNK):
+        size = min(_BOOTSTRAP_CHUNK, iters - start)
+        idx = rng.integers(0, n, size=(size, n))
+        out[start : start + size] = counts[idx].sum(axis=1)
+    return out
+
+
+def bootstrap_stderr(references: Sequence[str], hypotheses: Sequence[str], iters: int, *, part: str = "wer",
+                     normalise: bool = True, seed: int = BOOTSTRAP_SEED) -> float:
+    """Standard error of a corpus figure (`part`: wer, substitutions, deletions, insertions) by
+    a seeded bootstrap over utterances: the sample standard deviation (n - 1, as lm-eval's
+    `sample_stddev`) of `iters` replicates of the corpus figure (see `bootstrap_replicates`)."""
+    if part not in _PARTS:
+        raise ValueError(f"unknown WER part {part!r}; choose from {', '.join(_PARTS)}")
+    if iters < 2:
+        raise ValueError(f"bootstrap needs at least 2 iterations, got {iters}")
+    reps = bootstrap_replicates(_count_matrix(utterance_errors(references, hypotheses, normalise=normalise)),
+                                iters, seed=seed)
+    rates = _rates(reps[:, list(_PARTS[part])].sum(axis=1), reps[:, 3])
+    if not np.isfinite(rates).all():
+        return math.inf
+    return float(np.std(rates, ddof=1))
+
+
+@dataclass(frozen=True)
+class PairedWER:
+    """Two systems' corpus WER on the same utterances, their difference and its bootstrap CI."""
+
+    wer_a: float
+    wer_b: float
+    difference: float  # wer_b - wer_a: negative when b makes fewer errors than a
+    ci_low: float
+    ci_high: float
+    p_value: float  # two-sided: twice the smaller share of replicates on either side of 0
+    utterances: int
+    iters: int
+    seed: int
+    confidence: float
+
+    @property
+    def significant(self) -> bool:
+        """Whether the CI excludes 0 (b differs from a at the chosen confidence)."""
+        return self.ci_low > 0 or self.ci_high < 0
+
+    def as_dict(self) -> dict:
+        """All fields, plus `significant`, for JSON and tables."""
+        return {**asdict(self), "significant": self.significant}
+
+
+def paired_bootstrap_wer(references: Sequence[str], hypotheses_a: Sequence[str], hypotheses_b: Sequence[str], *,
+                         iters: int = 10_000, seed: int = BOOTSTRAP_SEED, confidence: float = 0.95,
+                         normalise: bool = True) -> PairedWER:
+    """Paired bootstrap of corpus WER: systems a and b on the same utterances (Whisper vs an
+    audio LLM, adapter vs base). Each replicate draws the same utterances for both systems
+    (`bootstrap_replicates` over their joint counts) and takes wer_b - wer_a; the CI is the
+    percentile interval of those differences.
+    """
+    references = list(references)
+    if len(hypotheses_a) != len(references) or len(hypotheses_b) != len(references):
+        raise ValueError(f"paired WER needs one hypothesis of each system per reference: {len(references)} "
+                         f"references, {len(hypotheses_a)} and {len(hypotheses_b)} hypotheses")
+    if not references:
+        raise ValueError("paired WER over no utterances")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    a = _count_matrix(utterance_errors(references, hypotheses_a, normalise=normalise))
+    b = _count_matrix(utterance_errors(references, hypotheses_b, normalise=normalise))
+    joint = np.concatenate([a, b[:, :3]], axis=1)  # S, D, I, N of a; S, D, I of b (same N)
+    reps = bootstrap_replicates(joint, iters, seed=seed)
+    diffs = _rates(reps[:, 4:7].sum(axis=1), reps[:, 3]) - _rates(reps[:, 0:3].sum(axis=1), reps[:, 3])
+    wer_a = float(_rates(a[:, :3].sum(), a[:, 3].sum()))
+    wer_b = float(_rates(b[:, :3].sum(), a[:, 3].sum()))
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(diffs, [alpha, 1 - alpha])
+    p = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
+    return PairedWER(wer_a, wer_b, wer_b - wer_a, float(low), float(high), p, len(references), iters, seed,
+                     confidence)
+
+
+@lru_cache(maxsize=1)
+def normaliser_info() -> dict[str, str | int]:
+    """What turns transcripts into words before counting, with versions, for the results file."""
+    from importlib.metadata import version
+
+    return {
+        "wer_normaliser": "whisper_english: transformers.models.whisper.english_normalizer.EnglishTextNormalizer"
+                          " + Whisper's spelling map",
+        "wer_normaliser_version": f"transformers {version('transformers')}, jiwer {version('jiwer')}",
+        "wer_spelling_map_sha256": hashlib.sha256(SPELLING_FILE.read_bytes()).hexdigest(),
+        "wer_unnormalised_transform": "lower case only (punctuation, spelling and numbers kept)",
+        "wer_bootstrap_seed": BOOTSTRAP_SEED,
+    }
 
 
 def corpus_wer(references: Sequence[str], hypotheses: Sequence[str], *, normalise: bool = True) -> float:
@@ -199,7 +362,7 @@ def agg_wer(items: Iterable[tuple[str, str]]) -> float:
 
 
 def agg_wer_unnormalised(items: Iterable[tuple[str, str]]) -> float:
-    """Corpus WER over the raw strings."""
+    """Corpus WER over the strings lower-cased only (punctuation and spelling count)."""
     return word_errors(*_split(items), normalise=False).wer
 
 
@@ -219,6 +382,22 @@ def agg_insertion_rate(items: Iterable[tuple[str, str]]) -> float:
     """Insertions / reference words, normalised."""
     e = word_errors(*_split(items))
     return e.rate(e.insertions)
+
+
+def _stderr_by_bootstrap(part: str, normalise: bool) -> Callable[[Sequence[tuple[str, str]], int], float]:
+    def stderr(items: Sequence[tuple[str, str]], iters: int) -> float:
+        return bootstrap_stderr(*_split(items), iters, part=part, normalise=normalise)
+
+    return stderr
+
+
+# lm-eval's stderr_for_metric knows only its own aggregations; the startup hook (_hook.py)
+# makes it use this attribute, called as fn(items, bootstrap_iters), when an aggregation has one.
+agg_wer.bootstrap_stderr = _stderr_by_bootstrap("wer", True)
+agg_wer_unnormalised.bootstrap_stderr = _stderr_by_bootstrap("wer", False)
+agg_substitution_rate.bootstrap_stderr = _stderr_by_bootstrap("substitutions", True)
+agg_deletion_rate.bootstrap_stderr = _stderr_by_bootstrap("deletions", True)
+agg_insertion_rate.bootstrap_stderr = _stderr_by_bootstrap("insertions", True)
 
 
 def _load_aggregations_into_lm_eval() -> None:

@@ -24,10 +24,16 @@ def test_insertions_counted():
     assert e.wer == pytest.approx(1.0)
 
 
-def test_punctuation_and_case_only_matter_unnormalised():
+def test_unnormalised_ignores_case_and_keeps_punctuation_and_spelling():
     refs, hyps = ["Hello, world!"], ["hello world"]
     assert wer.corpus_wer(refs, hyps) == 0.0
-    assert wer.corpus_wer(refs, hyps, normalise=False) == pytest.approx(1.0)  # both words differ
+    assert wer.corpus_wer(refs, hyps, normalise=False) == pytest.approx(1.0)  # "hello," and "world!" differ
+    # LibriSpeech references are upper case: a perfect lower-case transcript is 0, not 1.
+    ref = "HE HOPED THERE WOULD BE STEW FOR DINNER"
+    assert wer.corpus_wer([ref], ["he hoped there would be stew for dinner"], normalise=False) == 0.0
+    assert wer.corpus_wer([ref], ["He hoped there would be stew for dinner."], normalise=False) == pytest.approx(1 / 8)
+    assert wer.corpus_wer(["THE COLOUR"], ["the color"], normalise=False) == pytest.approx(1 / 2)
+    assert wer.corpus_wer(["THE COLOUR"], ["the color"]) == 0.0
 
 
 def test_spelling_map_is_applied():
@@ -83,8 +89,9 @@ def test_agrees_with_jiwer_on_raw_strings():
         "extra words",
         "",
     ]
-    assert wer.corpus_wer(refs, hyps, normalise=False) == pytest.approx(jiwer.wer(refs, hyps))
-    out = jiwer.process_words(refs, hyps)
+    lower = [r.lower() for r in refs], [h.lower() for h in hyps]
+    assert wer.corpus_wer(refs, hyps, normalise=False) == pytest.approx(jiwer.wer(*lower))
+    out = jiwer.process_words(*lower)
     e = wer.word_errors(refs, hyps, normalise=False)
     assert (e.substitutions, e.deletions, e.insertions, e.hits) == (
         out.substitutions, out.deletions, out.insertions, out.hits)
@@ -96,7 +103,7 @@ def test_report_parts_sum_to_wer():
     assert (r["substitutions"], r["deletions"], r["insertions"], r["reference_words"]) == (1, 1, 1, 8)
     assert r["substitution_rate"] + r["deletion_rate"] + r["insertion_rate"] == pytest.approx(r["wer"])
     assert r["wer"] == pytest.approx(3 / 8)
-    assert r["wer_unnormalised"] == pytest.approx(jiwer.wer(refs, hyps))
+    assert r["wer_unnormalised"] == pytest.approx(jiwer.wer(refs, hyps))  # already lower case
 
 
 def test_bad_input_names_the_item():
@@ -148,3 +155,85 @@ print("ok")
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-3000:]
+
+
+# --- bootstrap standard error and paired comparison ----------------------------------------
+
+# Three utterances whose normalised edit counts are worked out by hand:
+#   "a b c d" -> "a b c d"        0 errors / 4 words
+#   "the cat sat" -> "the cat"    1 deletion / 3 words
+#   "x y" -> "z y w"              1 substitution + 1 insertion / 2 words
+HAND = (["a b c d", "the cat sat", "x y"], ["a b c d", "the cat", "z y w"])
+HAND_COUNTS = [(0, 4), (1, 3), (2, 2)]  # (errors, words)
+
+
+def test_utterance_counts_are_the_hand_counts():
+    per = wer.utterance_errors(*HAND)
+    assert [(e.errors, e.reference_words) for e in per] == HAND_COUNTS
+    assert sum(per, wer.WordErrors()) == wer.word_errors(*HAND)
+
+
+def test_bootstrap_stderr_equals_the_hand_worked_bootstrap():
+    import numpy as np
+
+    iters = 2500  # three chunks: 1000, 1000, 500 draws
+    rng = np.random.default_rng(wer.BOOTSTRAP_SEED)
+    replicates = []
+    for size in (1000, 1000, 500):
+        for row in rng.integers(0, 3, size=(size, 3)):
+            errors = sum(HAND_COUNTS[i][0] for i in row)
+            words = sum(HAND_COUNTS[i][1] for i in row)
+            replicates.append(errors / words)
+    mean = sum(replicates) / iters
+    expected = math.sqrt(sum((x - mean) ** 2 for x in replicates) / (iters - 1))
+    assert wer.bootstrap_stderr(*HAND, iters) == pytest.approx(expected, rel=1e-12)
+    assert wer.bootstrap_stderr(*HAND, iters) == wer.bootstrap_stderr(*HAND, iters)  # seeded
+    assert wer.bootstrap_stderr(*HAND, iters, seed=7) != pytest.approx(expected, rel=1e-6)
+
+
+def test_bootstrap_stderr_converges_to_the_exact_bootstrap_distribution():
+    # Two utterances (1/2 and 0/3): resamples {1,1}: 2/4, {2,2}: 0/6, mixed (p = 1/2): 1/5.
+    refs, hyps = ["a b", "c d e"], ["a x", "c d e"]
+    values, probs = [0.5, 0.0, 0.2], [0.25, 0.25, 0.5]
+    mean = sum(v * p for v, p in zip(values, probs))
+    exact = math.sqrt(sum(p * (v - mean) ** 2 for v, p in zip(values, probs)))
+    assert wer.bootstrap_stderr(refs, hyps, 20_000) == pytest.approx(exact, rel=0.02)
+
+
+def test_lm_eval_reports_wer_stderr_by_our_bootstrap():
+    from lm_eval import evaluator_utils
+    from lm_eval.api import metrics
+
+    items = list(zip(*HAND))
+    for module in (metrics, evaluator_utils):
+        fn = module.stderr_for_metric(wer.agg_wer, 500)
+        assert fn is not None and fn(items) == wer.bootstrap_stderr(*HAND, 500)
+        assert module.stderr_for_metric(wer.agg_wer, 0) is None
+        assert module.stderr_for_metric(metrics.mean, 10) is metrics.mean_stderr  # lm-eval's own untouched
+    raw = evaluator_utils.stderr_for_metric(wer.agg_wer_unnormalised, 500)(items)
+    assert raw == wer.bootstrap_stderr(*HAND, 500, normalise=False)
+
+
+def test_paired_bootstrap_of_corpus_wer():
+    refs = ["a b c d", "the cat sat", "x y", "red green blue"]
+    worse = ["a b c", "the cat", "z y", "red green"]
+    same = wer.paired_bootstrap_wer(refs, worse, worse, iters=500)
+    assert (same.difference, same.ci_low, same.ci_high, same.p_value, same.significant) == (0.0, 0.0, 0.0, 1.0, False)
+    better = wer.paired_bootstrap_wer(refs, worse, refs, iters=2000)
+    assert better.wer_a == pytest.approx(4 / 12) and better.wer_b == 0.0
+    assert better.difference == pytest.approx(-4 / 12)
+    # b fixes an error in every utterance, so every replicate improves: the CI excludes 0.
+    assert better.ci_high < 0 and better.significant and better.p_value == 0.0
+    assert better.ci_low <= better.difference <= better.ci_high
+    assert better == wer.paired_bootstrap_wer(refs, worse, refs, iters=2000)  # seeded
+    with pytest.raises(ValueError, match="4 references, 4 and 3 hypotheses"):
+        wer.paired_bootstrap_wer(refs, worse, refs[:3])
+
+
+def test_normaliser_is_named_with_its_version():
+    from importlib.metadata import version
+
+    info = wer.normaliser_info()
+    assert "EnglishTextNormalizer" in info["wer_normaliser"]
+    assert info["wer_normaliser_version"] == f"transformers {version('transformers')}, jiwer {version('jiwer')}"
+    assert len(info["wer_spelling_map_sha256"]) == 64 and info["wer_bootstrap_seed"] == wer.BOOTSTRAP_SEED
