@@ -10,7 +10,14 @@ post-import hook that acts only when a process imports lm-eval itself:
   entry points declared in `pyproject.toml`, group `lm_eval.models`, which future lm-eval
   versions read themselves), and so are our filters and metrics (`registration.py`);
 - after `lm_eval.api.model` loads, the request-cache key learns to hash numpy audio arrays by
-  content (lm-eval hashes bytes and images, but raises on arrays, so `--use_cache` crashed);
+  content (lm-eval hashes bytes and images, but raises on arrays, so `--use_cache` crashed),
+  and the request cache (`CachingLM`) is scoped by the model's identity: a model with a
+  `cache_identity()` (ours, `identity.py`) gets its own table in the cache file, so runs that
+  differ in any scoring argument never share an answer; a model with `see_requests()` sees the
+  full request list before cached requests are filtered out (the shuffle control needs it);
+- after `lm_eval.api.task` loads, a task with audio (`doc_to_audio`) refuses `num_fewshot` > 0:
+  lm-eval gives only the scored document its audio, so every example would be text without its
+  clip;
 - after `lm_eval.tasks.manager` loads, every `TaskManager` also indexes our `tasks/` folder;
 - after `lm_eval.api.metrics` (and `lm_eval.evaluator_utils`, which imports it by name) loads,
   `stderr_for_metric` gives an aggregation that carries a `bootstrap_stderr(items, iters)`
@@ -77,6 +84,63 @@ def _patch_cache_key(model_module) -> None:
     model_module._multimodal_cache_default = cache_default
 
 
+def _patch_caching_lm(model_module) -> None:
+    cls = model_module.CachingLM
+    if getattr(cls.__init__, "_lm_eval_audio", False):
+        return
+    original_init, original_getattr = cls.__init__, cls.__getattr__
+
+    def __init__(self, lm, cache_db):
+        original_init(self, lm, cache_db)
+        identity = getattr(lm, "cache_identity", None)
+        if callable(identity):
+            from sqlitedict import SqliteDict
+
+            self.dbdict.close()
+            self.dbdict = SqliteDict(cache_db, tablename=f"lm_eval_audio_{identity()}", autocommit=True)
+            lm.set_cache_hook(self.get_cache_hook())
+
+    def __getattr__(self, attr):
+        fn = original_getattr(self, attr)
+        see = getattr(self.lm, "see_requests", None)
+        if attr not in ("loglikelihood", "loglikelihood_rolling", "generate_until") or see is None:
+            return fn
+
+        def with_full_view(requests, *args, **kwargs):
+            see(requests)
+            return fn(requests, *args, **kwargs)
+
+        return with_full_view
+
+    __init__._lm_eval_audio = True
+    cls.__init__, cls.__getattr__ = __init__, __getattr__
+
+
+def _patch_model_module(model_module) -> None:
+    _patch_cache_key(model_module)
+    _patch_caching_lm(model_module)
+
+
+def _patch_fewshot_on_audio(task_module) -> None:
+    cls = task_module.Task
+    if getattr(cls.build_all_requests, "_lm_eval_audio", False):
+        return
+    original = cls.build_all_requests
+
+    def build_all_requests(self, *args, **kwargs):
+        shots = self.config.num_fewshot or 0
+        if getattr(self.config, "doc_to_audio", None) and shots > 0:
+            raise ValueError(
+                f"{self.config.task}: num_fewshot={shots} on a task with audio: lm-eval gives only the scored "
+                f"document its audio, so the {shots} example(s) would be text without their clips. "
+                f"Run it with --num_fewshot 0"
+            )
+        return original(self, *args, **kwargs)
+
+    build_all_requests._lm_eval_audio = True
+    cls.build_all_requests = build_all_requests
+
+
 def _patch_task_manager(manager_module) -> None:
     cls = manager_module.TaskManager
     if getattr(cls.__init__, "_lm_eval_audio", False):
@@ -119,7 +183,8 @@ def _patch_stderr_for_metric(module) -> None:
 
 _AFTER_IMPORT = {
     "lm_eval.api.registry": _register_models,
-    "lm_eval.api.model": _patch_cache_key,
+    "lm_eval.api.model": _patch_model_module,
+    "lm_eval.api.task": _patch_fewshot_on_audio,
     "lm_eval.tasks.manager": _patch_task_manager,
     "lm_eval.api.metrics": _patch_stderr_for_metric,
     "lm_eval.evaluator_utils": _patch_stderr_for_metric,

@@ -48,6 +48,15 @@ class JudgeConfig:
     timeout: float = 60.0
 
 
+def judge_settings() -> dict[str, str | int | None]:
+    """The judge that `choice_letter` filters use unless their task sets `judge:` (that setting
+    is in the task's config), for the results file. How often it decided is each task's
+    `judge_rate` metric."""
+    value = os.environ.get(ENV_JUDGE, "").strip()
+    model = None if value.lower() in _OFF else value
+    return {"judge_model": model, "judge_prompt_version": PROMPT_VERSION if model else None}
+
+
 def judge_from_setting(setting: str | None) -> "Judge | None":
     """The judge a filter should use: `setting` (a model name, or "off"), else the environment."""
     value = setting if setting is not None else os.environ.get(ENV_JUDGE, "")

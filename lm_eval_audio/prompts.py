@@ -65,3 +65,15 @@ def build_prompt(context: str, n_clips: int, *, mode: str = "auto", name: str = 
         clips = "".join(_chat_clip(i + 1) for i in range(n_clips))
         return context[:start] + clips + context[start:]
     return BASE_CLIP * n_clips + context
+
+
+def own_text(context: str) -> str:
+    """The text a request's context carries of its own: placeholders removed and, in a
+    chat-formatted context, only the last user turn (system turn and framing are not the
+    document's). What `mode=text` keeps as the question and `mode=audio` drops."""
+    text = context.replace(AUDIO_PLACEHOLDER, "")
+    if USER_TURN in text:
+        start = text.rindex(USER_TURN) + len(USER_TURN)
+        end = text.find(END_TURN, start)
+        text = text[start:] if end < 0 else text[start:end]
+    return text.strip()

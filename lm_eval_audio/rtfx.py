@@ -5,13 +5,14 @@ clock runs around feature extraction, the model and token decoding of each batch
 reading and resampling audio files (the leaderboard's datasets arrive decoded) nor model loading.
 Higher is faster; 100 means an hour of audio in 36 s.
 
-How it reaches the user: a model class owns one `RTFxMeter`, wraps each batch in
-`meter.measure(audio_seconds)`, logs `meter.summary()` when its `generate_until` returns, and adds
-`meter.as_dict()` to `get_model_info()`. lm-eval's `simple_evaluate` merges `get_model_info()`
-into `results["config"]` after all tasks ran (lm_eval/evaluator.py), so the results JSON
-carries `rtfx`, `rtfx_audio_seconds`, `rtfx_compute_seconds` and `rtfx_clips` for the whole run
-(lm-eval batches all tasks' generate_until requests together, so per-task figures need one task
-per run, which is how ASR benchmarks run anyway).
+How it reaches the user: a model class owns one `RTFxByTask`, wraps each generation batch that
+carries audio in `meter.measure(task, audio_seconds)` (batches without audio are not measured:
+they would add compute and no audio), keeps each batch within one task, logs `meter.summary()`
+when its `generate_until` returns, and adds `meter.as_dict()` to `get_model_info()`. lm-eval's
+`simple_evaluate` merges `get_model_info()` into `results["config"]` after all tasks ran
+(lm_eval/evaluator.py), so the results JSON carries `rtfx_per_task` (`{task: {rtfx,
+rtfx_audio_seconds, rtfx_compute_seconds, rtfx_clips}}`; read an ASR task's figure there) and the
+same four keys at the top level over every measured batch of the run.
 """
 
 from __future__ import annotations
@@ -80,3 +81,35 @@ class RTFxMeter:
             f"RTFx {self.rtfx:.1f}: {self.audio_seconds:.1f} s of audio in {self.compute_seconds:.2f} s "
             f"of compute over {self.clips} clips"
         )
+
+
+class RTFxByTask:
+    """One `RTFxMeter` per task, plus their total."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, RTFxMeter] = {}
+        self.total = RTFxMeter()
+
+    @contextmanager
+    def measure(self, task: str, audio_seconds: float, clips: int = 1) -> Iterator[None]:
+        """Time the block as compute spent on `task`'s clips (see `RTFxMeter.measure`)."""
+        meter = RTFxMeter()
+        with meter.measure(audio_seconds, clips):
+            yield
+        self.tasks.setdefault(task, RTFxMeter()).add(meter.audio_seconds, meter.compute_seconds, meter.clips)
+        self.total.add(meter.audio_seconds, meter.compute_seconds, meter.clips)
+
+    @property
+    def clips(self) -> int:
+        """Clips measured over all tasks."""
+        return self.total.clips
+
+    def as_dict(self) -> dict:
+        """Totals under the `RTFxMeter.as_dict` keys, and `rtfx_per_task`."""
+        return {**self.total.as_dict(), "rtfx_per_task": {t: m.as_dict() for t, m in sorted(self.tasks.items())}}
+
+    def summary(self) -> str:
+        """One log line per task."""
+        if not self.tasks:
+            return "RTFx: nothing measured"
+        return "; ".join(f"{t}: {m.summary()}" for t, m in sorted(self.tasks.items()))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,11 @@ from lm_eval_audio.audio import (
     duration_seconds,
     limit_length,
 )
+from lm_eval_audio.controls import DEFAULT_SEED
 from lm_eval_audio.encoder import audio_token_count, encode_audio, extract_features
-from lm_eval_audio.prompts import AUDIO_TOKEN, MODES, build_prompt
-from lm_eval_audio.rtfx import RTFxMeter
+from lm_eval_audio.identity import checkpoint_fingerprint
+from lm_eval_audio.models._support import AudioModelSupport
+from lm_eval_audio.prompts import AUDIO_TOKEN, MODES, build_prompt, own_text
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class _Request:
     prompt: str
     clips: list
     clip_keys: tuple[str, ...]
+    task: str = "request"
     continuation: str = ""
     gen_kwargs: dict = field(default_factory=dict)
     context_ids: list[int] = field(default_factory=list)
@@ -78,12 +81,14 @@ class _Request:
 
 
 @register_model("qwen2audio")
-class Qwen2AudioLM(HFLM):
+class Qwen2AudioLM(AudioModelSupport, HFLM):
     """Qwen2-Audio (base or Instruct) for lm-eval: loglikelihood, rolling loglikelihood, generation.
 
     model_args beyond HFLM's: `mode` (auto | text | audio), `max_audio_seconds` (default 30),
     `long_audio` (truncate | error: what to do with longer clips), `encoder_own_length`
-    (default True: run the audio encoder on each clip's length, not on 30 s of padding).
+    (default True: run the audio encoder on each clip's length, not on 30 s of padding),
+    `audio_control` (none | silence | shuffle) and `audio_control_seed` (`controls.py`),
+    `verify_batch` (default 0: rescore that many sampled requests at batch 1, `verify.py`).
     """
 
     AUTO_MODEL_CLASS = transformers.Qwen2AudioForConditionalGeneration
@@ -98,6 +103,9 @@ class Qwen2AudioLM(HFLM):
         encoder_own_length: bool = True,
         device: str = "auto",
         peft: str | None = None,
+        audio_control: str = "none",
+        audio_control_seed: int = DEFAULT_SEED,
+        verify_batch: int = 0,
         **kwargs: Any,
     ) -> None:
         if mode not in MODES:
@@ -110,6 +118,13 @@ class Qwen2AudioLM(HFLM):
             )
         if peft:
             _check_adapter_dir(peft)
+        # Before loading: a bad control or verify_batch fails in a second, not after a 7B load.
+        self._init_support(
+            "qwen2audio", audio_control=audio_control, audio_control_seed=audio_control_seed,
+            verify_batch=verify_batch,
+            model_args=dict(pretrained=pretrained, mode=mode, max_audio_seconds=max_audio_seconds,
+                            long_audio=long_audio, encoder_own_length=encoder_own_length, peft=peft, **kwargs),
+        )
         super().__init__(pretrained=pretrained, backend="causal", device=device, peft=peft, **kwargs)
 
         self.mode = mode
@@ -122,8 +137,8 @@ class Qwen2AudioLM(HFLM):
         )
         self.audio_token_id = self.tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
         self.audio_encoder_calls = 0  # clips encoded; the benchmark reads it
-        self.rtfx = RTFxMeter()  # generation with audio (ASR); see lm_eval_audio.rtfx
-        self._truncated = 0
+        self._truncated = 0  # this request call's; the run's total is `truncated_clips`
+        self.dropped_text_docs = 0  # mode=audio: documents whose own text was dropped
         self._setup_cpu_data_parallel()
 
     # -- setup -------------------------------------------------------------------------
@@ -144,15 +159,56 @@ class Qwen2AudioLM(HFLM):
         model = self.model
         return model.get_base_model() if hasattr(model, "get_base_model") else model
 
+    def identity_fields(self) -> dict:
+        """Model args that can change a score, the resolved dtype, and checkpoint fingerprints."""
+        return {
+            **super().identity_fields(),
+            "dtype_resolved": str(self.core.dtype),
+            "checkpoint": checkpoint_fingerprint(self._model_args.get("pretrained"),
+                                                 getattr(self.core.config, "_commit_hash", None)),
+            "peft_checkpoint": checkpoint_fingerprint(self._model_args.get("peft")),
+        }
+
     # -- request preparation --------------------------------------------------------------
+    def _check_mode(self, requests: list[Instance]) -> None:
+        """mode=text must leave a question; mode=audio says what text it drops."""
+        texts: dict[str, dict] = {}  # task -> doc_id -> own text, for requests that carry audio
+        for req in requests:
+            if len(req.args) > 2 and as_clip_list(req.args[2].get("audio")):
+                texts.setdefault(req.task_name or "request", {}).setdefault(req.doc_id, own_text(req.args[0]))
+        if self.mode == "text":
+            for task, by_doc in texts.items():
+                blank = [d for d, t in by_doc.items() if not t]
+                if blank or (len(by_doc) > 1 and len(set(by_doc.values())) == 1):
+                    what = (f"doc {blank[0]} has no text besides its audio" if blank else
+                            f"all {len(by_doc)} documents have the same text {next(iter(by_doc.values()))!r}")
+                    raise ValueError(
+                        f"qwen2audio mode=text on {task}: dropping the audio leaves no question text "
+                        f"({what}); the question is in the audio. Use mode=auto or mode=audio, or the "
+                        f"task's text twin (mmlu_twin_* for spoken_mmlu_*)"
+                    )
+        elif self.mode == "audio":
+            dropped = [(task, d, t) for task, by_doc in texts.items() for d, t in by_doc.items() if t]
+            if dropped:
+                self.dropped_text_docs += len(dropped)
+                task, doc, text = dropped[0]
+                logger.warning(
+                    "qwen2audio mode=audio: the text of %d document(s) was dropped, the model hears the audio "
+                    "only (e.g. %s doc %s: %r)", len(dropped), task, doc, text[:80],
+                )
+
     def _prepare(self, requests: list[Instance], *, generation: bool) -> list[_Request]:
+        self.see_requests(requests)
+        self._check_mode(requests)
         prepared = []
         for i, req in enumerate(requests):
             args = req.args
             name = f"{req.task_name or 'request'} doc {req.doc_id}"
             clips = [] if self.mode == "text" else as_clip_list(args[2].get("audio") if len(args) > 2 else None)
+            clips = self.control.clips_for(req.task_name, req.doc_id, clips)
             prompt = build_prompt(args[0], len(clips), mode=self.mode, name=name)
-            r = _Request(index=i, name=name, prompt=prompt, clips=clips, clip_keys=tuple(clip_key(c) for c in clips))
+            r = _Request(index=i, name=name, prompt=prompt, clips=clips, clip_keys=tuple(clip_key(c) for c in clips),
+                         task=req.task_name or "request")
             if generation:
                 r.gen_kwargs = dict(args[1])
                 r.context_ids = self.tok_encode(prompt)
@@ -181,7 +237,7 @@ class Qwen2AudioLM(HFLM):
                 if key in arrays:
                     continue
                 name = f"{r.name}, clip {j}"
-                array = decode_audio(clip, name=name, sampling_rate=SAMPLE_RATE)
+                array = self.control.apply(decode_audio(clip, name=name, sampling_rate=SAMPLE_RATE))
                 array, cut = limit_length(
                     array, max_seconds=self.max_audio_seconds, policy=self.long_audio, name=name
                 )
@@ -193,6 +249,7 @@ class Qwen2AudioLM(HFLM):
                             name, self.max_audio_seconds,
                         )
                     self._truncated += 1
+                    self.note_truncated(key)
                 arrays[key] = array
         return arrays
 
@@ -292,6 +349,9 @@ class Qwen2AudioLM(HFLM):
             pbar.update(sum(len(g) for g in batch))
         pbar.close()
         self._report_truncation()
+        sampled = self.verification.sample(len(prepared))
+        alone = [self._score_batch([[prepared[i]]])[0][1][0] for i in sampled]
+        self.verification.record_loglikelihood([results[i][0] for i in sampled], alone)
         return results
 
     @torch.inference_mode()
@@ -334,11 +394,12 @@ class Qwen2AudioLM(HFLM):
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Greedy (or configured) generation with left padding, batched; stop sequences honoured."""
         prepared = self._prepare(requests, generation=True)
+        # Batches never mix tasks, so each task's RTFx is its own.
         collator = Collator(
             prepared,
             sort_fn=lambda r: (-r.approx_len(), r.prompt),
             group_by="gen_kwargs",
-            group_fn=lambda r: json.dumps(r.gen_kwargs, sort_keys=True, default=str),
+            group_fn=lambda r: json.dumps([r.task, r.gen_kwargs], sort_keys=True, default=str),
         )
         results: list[str] = []
         pbar = tqdm(total=len(prepared), disable=disable_tqdm or self.rank != 0, desc="qwen2audio generate_until")
@@ -351,10 +412,14 @@ class Qwen2AudioLM(HFLM):
         self._report_truncation()
         if self.rtfx.clips:
             logger.info("qwen2audio %s", self.rtfx.summary())
-        return collator.get_original(results)
+        results = collator.get_original(results)
+        sampled = self.verification.sample(len(prepared))
+        alone = [self._generate_batch([prepared[i]], measure=False)[0] for i in sampled]
+        self.verification.record_generation([results[i] for i in sampled], alone)
+        return results
 
     @torch.inference_mode()
-    def _generate_batch(self, batch: list[_Request]) -> list[str]:
+    def _generate_batch(self, batch: list[_Request], measure: bool = True) -> list[str]:
         kwargs = normalize_gen_kwargs(batch[0].gen_kwargs, self.max_gen_toks)
         until = handle_stop_sequences(kwargs.pop("until", None), eos=self.tok_decode(self.eot_token_id, skip_special_tokens=False))
         max_new_tokens = kwargs.pop("max_gen_toks")
@@ -363,8 +428,10 @@ class Qwen2AudioLM(HFLM):
             kwargs.pop("temperature", None)  # greedy; avoids transformers' sampling-flag warning
         arrays = self._decode_clips(batch)
         # RTFx clocks compute only (features, encoder, LM, detokenisation), as the Open ASR
-        # Leaderboard does; decoding files is outside it.
-        with self.rtfx.measure(sum(len(a) for a in arrays.values()) / SAMPLE_RATE, clips=len(arrays)):
+        # Leaderboard does; decoding files is outside it. Batches without audio are not ASR.
+        clock = (self.rtfx.measure(batch[0].task, sum(len(a) for a in arrays.values()) / SAMPLE_RATE,
+                                   clips=len(arrays)) if arrays and measure else nullcontext())
+        with clock:
             audio = self._encode_clips(arrays)
             rows = [(self._expand(r.context_ids, r.clip_keys, audio), r.clip_keys) for r in batch]
             embeds, mask = self._embed(rows, audio, left_pad=True)
@@ -401,8 +468,10 @@ class Qwen2AudioLM(HFLM):
             self._truncated = 0
 
     def get_model_info(self) -> dict:
+        """HFLM's model facts plus mode, encoder setting, adapter and the protocol fields."""
         info = super().get_model_info()
-        info.update(mode=self.mode, encoder_own_length=self.encoder_own_length, peft=self.peft, **self.rtfx.as_dict())
+        info.update(mode=self.mode, encoder_own_length=self.encoder_own_length, peft=self.peft,
+                    mode_audio_dropped_text_docs=self.dropped_text_docs, **self.protocol_info())
         return info
 
 

@@ -15,12 +15,16 @@ model_args: `pretrained` (hub id or local folder; default `openai/whisper-large-
 `language` (default `en`; ignored by English-only `.en` checkpoints), `task` (`transcribe` or
 `translate`), `num_beams` (default 1: greedy, as lm-eval decodes), `dtype` (transformers:
 auto|float32|float16|bfloat16), `compute_type` (ctranslate2: default|int8|float16|...),
-`cpu_threads` (ctranslate2), plus lm-eval's `batch_size` and `device`.
+`cpu_threads` (ctranslate2), `audio_control` / `audio_control_seed` (none | silence | shuffle,
+`lm_eval_audio.controls`), `verify_batch` (rescore N sampled clips alone, `lm_eval_audio.verify`),
+plus lm-eval's `batch_size` and `device`.
 
 The task's text prompt is not used: Whisper conditions on audio only. Each request must carry
 exactly one clip (`doc_to_audio`), decoded by `lm_eval_audio.audio` when its batch runs.
-Decoding speed is measured as RTFx (see `lm_eval_audio.rtfx`), logged at the end of
-`generate_until` and written into the results JSON through `get_model_info()`.
+Short (<= 30 s) and long clips never share a batch, decided from each clip's decoded length
+(a header can be missing or wrong). Decoding speed is measured as RTFx per task (see
+`lm_eval_audio.rtfx`), logged at the end of `generate_until` and written into the results JSON
+through `get_model_info()`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -38,7 +43,9 @@ from lm_eval.models.utils import normalize_gen_kwargs, postprocess_generated_tex
 from tqdm import tqdm
 
 from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, decode_audio, duration_seconds
-from lm_eval_audio.rtfx import RTFxMeter
+from lm_eval_audio.controls import DEFAULT_SEED
+from lm_eval_audio.identity import checkpoint_fingerprint
+from lm_eval_audio.models._support import AudioModelSupport
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +137,7 @@ class _CTranslate2Backend:
 
 
 @register_model("whisper")
-class WhisperLM(LM):
+class WhisperLM(AudioModelSupport, LM):
     """Whisper speech recognition for lm-eval's `generate_until` tasks (see the module docstring)."""
 
     MULTIMODAL = True
@@ -149,11 +156,19 @@ class WhisperLM(LM):
         cpu_threads: int = 0,
         revision: str | None = None,
         max_batch_size: int | None = None,
+        audio_control: str = "none",
+        audio_control_seed: int = DEFAULT_SEED,
+        verify_batch: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__()
         if kwargs:
             raise TypeError(f"whisper: unknown model_args {sorted(kwargs)}; see lm_eval_audio.models.whisper")
+        self._init_support(
+            "whisper", audio_control=audio_control, audio_control_seed=audio_control_seed, verify_batch=verify_batch,
+            model_args=dict(pretrained=pretrained, backend=backend, language=language, task=task,
+                            num_beams=num_beams, dtype=dtype, compute_type=compute_type, revision=revision),
+        )
         if backend not in BACKENDS:
             raise ValueError(f"whisper: backend must be one of {BACKENDS}, got {backend!r}")
         if task not in ("transcribe", "translate"):
@@ -169,7 +184,6 @@ class WhisperLM(LM):
         else:
             self.backend = _CTranslate2Backend(self.pretrained, self._device, compute_type, int(cpu_threads),
                                                self.batch_size)
-        self.rtfx = RTFxMeter()
         logger.info("whisper (%s, %s) on %s, batch size %d; task text prompts are not used",
                     backend, self.pretrained, self._device, self.batch_size)
 
@@ -210,19 +224,19 @@ class WhisperLM(LM):
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Transcribe each request's one clip; longest first, so batches hold similar lengths."""
+        self.see_requests(requests)
         items = [self._prepare(i, req) for i, req in enumerate(requests)]
-        items.sort(key=lambda it: (it["gen_key"], -it["duration"]))
+        # By task (each task's RTFx is its own), settings, then longest first. Lengths here are
+        # estimates for packing only; _transcribe_batch splits by the decoded length.
+        items.sort(key=lambda it: (it["task"], it["gen_key"], -it["duration"]))
         results: list[str | None] = [None] * len(requests)
         pbar = tqdm(total=len(items), disable=disable_tqdm or self.rank != 0, desc="whisper generate_until")
         start = 0
         while start < len(items):
-            # A batch shares generation settings and is all short (<= 30 s) or all long clips:
-            # transformers decodes a batch holding any long clip with timestamps, so mixing would
-            # make a short clip's transcript depend on its batch-mates.
             batch = [items[start]]
             while (start + len(batch) < len(items) and len(batch) < self.batch_size
-                   and items[start + len(batch)]["gen_key"] == batch[0]["gen_key"]
-                   and items[start + len(batch)]["long"] == batch[0]["long"]):
+                   and items[start + len(batch)]["task"] == batch[0]["task"]
+                   and items[start + len(batch)]["gen_key"] == batch[0]["gen_key"]):
                 batch.append(items[start + len(batch)])
             start += len(batch)
             for it, text in zip(batch, self._transcribe_batch(batch)):
@@ -231,13 +245,23 @@ class WhisperLM(LM):
                 pbar.update(1)
         pbar.close()
         logger.info("whisper %s", self.rtfx.summary())
+        sampled = self.verification.sample(len(items))
+        by_index = sorted(items, key=lambda it: it["index"])
+        alone = [self._transcribe_batch([by_index[i]], measure=False)[0] for i in sampled]
+        self.verification.record_generation([results[i] for i in sampled], alone)
         return results  # type: ignore[return-value]
 
     def get_model_info(self) -> dict:
         """Backend, checkpoint and decoding settings, plus the run's RTFx figures."""
         return {"whisper_backend": self.backend_name, "whisper_pretrained": self.pretrained,
                 "whisper_language": self.language, "whisper_task": self.task,
-                "whisper_num_beams": self.num_beams, **self.rtfx.as_dict()}
+                "whisper_num_beams": self.num_beams, **self.protocol_info()}
+
+    def identity_fields(self) -> dict:
+        """Model args that can change a transcript, the resolved dtype, and the checkpoint's fingerprint."""
+        dtype = str(getattr(self.backend, "dtype", None) or self._model_args.get("compute_type"))
+        return {**super().identity_fields(), "dtype_resolved": dtype,
+                "checkpoint": checkpoint_fingerprint(self.pretrained)}
 
     # -- internals ------------------------------------------------------------------------
     def _prepare(self, index: int, req: Instance) -> dict:
@@ -246,15 +270,27 @@ class WhisperLM(LM):
         clips = as_clip_list(extra.get("audio"))
         if len(clips) != 1:
             raise ValueError(f"{name}: whisper transcribes exactly one audio clip per request, got {len(clips)}")
+        clips = self.control.clips_for(req.task_name, req.doc_id, clips)
         gen = dict(req.args[1]) if len(req.args) > 1 and isinstance(req.args[1], dict) else {}
-        duration = duration_seconds(clips[0]) or 0.0
-        return {"index": index, "name": name, "clip": clips[0], "gen": gen,
+        return {"index": index, "name": name, "clip": clips[0], "gen": gen, "task": req.task_name or "request",
                 "gen_key": repr(sorted(gen.items(), key=lambda kv: kv[0])),
-                "duration": duration, "long": duration > _CHUNK_SAMPLES / SAMPLE_RATE}
+                "duration": duration_seconds(clips[0]) or 0.0}
 
-    def _transcribe_batch(self, batch: list[dict]) -> list[str]:
-        audios = [decode_audio(it["clip"], name=f"{it['name']}, clip 0") for it in batch]
-        kwargs = normalize_gen_kwargs(batch[0]["gen"], MAX_TARGET_TOKENS)
+    def _transcribe_batch(self, batch: list[dict], measure: bool = True) -> list[str]:
+        """Transcribe one batch: its short (<= 30 s) and long clips, by decoded length, go to the
+        backend separately (transformers decodes a batch holding any long clip with timestamps,
+        so mixing would make a short clip's transcript depend on its batch-mates)."""
+        audios = [self.control.apply(decode_audio(it["clip"], name=f"{it['name']}, clip 0")) for it in batch]
+        texts: list[str] = [""] * len(audios)
+        for long_form in (False, True):
+            part = [i for i, a in enumerate(audios) if (a.shape[0] > _CHUNK_SAMPLES) == long_form]
+            if part:
+                for i, text in zip(part, self._transcribe_audio(batch[0], [audios[i] for i in part], measure)):
+                    texts[i] = text
+        return texts
+
+    def _transcribe_audio(self, first: dict, audios: list[np.ndarray], measure: bool) -> list[str]:
+        kwargs = normalize_gen_kwargs(first["gen"], MAX_TARGET_TOKENS)
         until = kwargs.pop("until", None) or []
         max_new_tokens = min(int(kwargs.pop("max_gen_toks")), MAX_TARGET_TOKENS)
         num_beams = int(kwargs.pop("num_beams", self.num_beams))
@@ -263,7 +299,7 @@ class WhisperLM(LM):
             gen.pop("temperature", None)
             gen.pop("do_sample", None)
         seconds = sum(a.shape[0] for a in audios) / SAMPLE_RATE
-        with self.rtfx.measure(seconds, clips=len(audios)):
+        with self.rtfx.measure(first["task"], seconds, clips=len(audios)) if measure else nullcontext():
             texts = self.backend.transcribe(audios, language=self.language, task=self.task, num_beams=num_beams,
                                             max_new_tokens=max_new_tokens, gen=gen)
         return [postprocess_generated_text(t, until, None) for t in texts]

@@ -1,0 +1,115 @@
+"""Audio controls: did the audio reach the model? One implementation for every audio model.
+
+`audio_control=` (a model arg of `qwen2audio` and `whisper`):
+
+- `none` (default): the real clips.
+- `silence`: each clip is replaced by zeros of its own length (after decoding and resampling,
+  before the long-clip policy), so prompt length and padding stay as in the real run.
+- `shuffle`: each document gets another document's clips, a fixed derangement within its task:
+  the task's documents with audio, sorted by doc id, are permuted by a random single cycle
+  (Sattolo's algorithm, so no document keeps its own clip) drawn from
+  `numpy.random.default_rng([audio_control_seed, <task-name digest>])`. Same documents and
+  seed, same mapping; everything else in the request (prompt, continuations) stays.
+
+A model that scores the same on silence as on speech is not listening; on a task whose prompts
+are identical across documents, a shuffle run's per-document scores are a permutation of the
+real run's. The setting is recorded in the results (`as_dict`, through `get_model_info`).
+
+The derangement needs all of a task's documents at once. lm-eval's request cache hands a model
+only the uncached requests, so the startup hook shows the full request list to
+`AudioControl.plan` first (`_hook.py`); a plan, once made for a document, is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+CONTROLS = ("none", "silence", "shuffle")
+DEFAULT_SEED = 1234
+
+
+def derangement(n: int, rng: np.random.Generator) -> list[int]:
+    """A random permutation of range(n) with no fixed point (one n-cycle, Sattolo's algorithm)."""
+    if n < 2:
+        raise ValueError(f"a derangement needs at least 2 items, got {n}")
+    perm = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = int(rng.integers(0, i))  # j < i: what makes it a single cycle
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm
+
+
+def _task_rng(seed: int, task: str) -> np.random.Generator:
+    digest = int.from_bytes(hashlib.sha256(task.encode("utf-8")).digest()[:8], "big")
+    return np.random.default_rng([int(seed), digest])
+
+
+class AudioControl:
+    """Applies `audio_control` to requests' clips (see the module docstring)."""
+
+    def __init__(self, kind: str = "none", seed: int | str = DEFAULT_SEED, *, model: str = "model") -> None:
+        if kind not in CONTROLS:
+            raise ValueError(f"{model}: audio_control must be one of {', '.join(CONTROLS)}, got {kind!r}")
+        self.kind = kind
+        self.seed = int(seed)
+        self.model = model
+        self._donor: dict[tuple[str, Any], Any] = {}  # (task, doc_id) -> the donor's doc_id
+        self._clips: dict[tuple[str, Any], list] = {}  # (task, doc_id) -> that document's real clips
+
+    def plan(self, requests: Iterable[Any]) -> None:
+        """For `shuffle`: fix each document's donor, per task, over the documents of `requests`
+        that carry audio (lm-eval Instances). Tasks already planned keep their mapping."""
+        if self.kind != "shuffle":
+            return
+        from lm_eval_audio.audio import as_clip_list
+
+        docs: dict[str, dict[Any, list]] = {}
+        for req in requests:
+            clips = as_clip_list(req.args[2].get("audio")) if len(req.args) > 2 and isinstance(req.args[2], dict) else []
+            if clips:
+                docs.setdefault(req.task_name, {}).setdefault(req.doc_id, clips)
+        for task, clips_of in docs.items():
+            if all((task, d) in self._donor for d in clips_of):
+                continue
+            ids = sorted(clips_of)
+            if len(ids) < 2:
+                raise ValueError(
+                    f"{self.model}: audio_control=shuffle on {task}: {len(ids)} document carries audio; "
+                    f"a shuffle gives each document another document's clip, so it needs at least 2"
+                )
+            if any((task, d) in self._donor for d in ids):
+                logger.warning("audio_control=shuffle: %s re-planned over %d documents", task, len(ids))
+            perm = derangement(len(ids), _task_rng(self.seed, task))
+            for i, doc in enumerate(ids):
+                self._donor[(task, doc)] = ids[perm[i]]
+                self._clips[(task, doc)] = clips_of[doc]
+
+    def clips_for(self, task: str, doc_id: Any, clips: list) -> list:
+        """The clips a request should carry under this control (`shuffle`: its donor's)."""
+        if self.kind != "shuffle" or not clips:
+            return clips
+        donor = self._donor.get((task, doc_id))
+        if donor is None:
+            raise RuntimeError(f"{self.model}: audio_control=shuffle has no plan for {task} doc {doc_id}")
+        return self._clips[(task, donor)]
+
+    def donors(self, task: str) -> dict[Any, Any]:
+        """doc_id -> the doc_id whose clips it received (`shuffle` only; empty otherwise)."""
+        return {d: donor for (t, d), donor in self._donor.items() if t == task}
+
+    def apply(self, array: np.ndarray) -> np.ndarray:
+        """A decoded clip as this control feeds it (`silence`: zeros of the same length)."""
+        if self.kind == "silence":
+            return np.zeros_like(array)
+        return array
+
+    def as_dict(self) -> dict[str, Any]:
+        """The setting, under the keys that `get_model_info()` adds to the results config."""
+        return {"audio_control": self.kind, "audio_control_seed": self.seed if self.kind == "shuffle" else None}

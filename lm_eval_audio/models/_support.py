@@ -1,0 +1,82 @@
+"""What every audio model class shares, so each fact is decided once for all of them.
+
+`AudioModelSupport` is a mixin for lm-eval model classes (`qwen2audio`, `whisper`, and any
+audio model added later). It owns:
+
+- the audio control (`audio_control=none|silence|shuffle`, `controls.py`);
+- `verify_batch=N` (`verify.py`);
+- RTFx per task over generation batches that carry audio (`rtfx.py`);
+- the count of clips cut by the long-clip policy, over the whole run;
+- the model's identity for lm-eval's request cache (`identity.py`);
+- the protocol fields of the results file (`protocol_info`): control, verification, RTFx,
+  truncation, identity, the WER normaliser and its version, and the default judge.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lm_eval_audio.controls import DEFAULT_SEED, AudioControl
+from lm_eval_audio.identity import identity_digest, scoring_args
+from lm_eval_audio.rtfx import RTFxByTask
+from lm_eval_audio.verify import BatchVerification
+
+logger = logging.getLogger(__name__)
+
+
+class AudioModelSupport:
+    """Mixin: call `_init_support` in `__init__`, `see_requests` at the top of every request
+    method, and merge `protocol_info()` into `get_model_info()`."""
+
+    _support_name = "model"
+
+    def _init_support(self, name: str, *, audio_control: str = "none", audio_control_seed: int | str = DEFAULT_SEED,
+                      verify_batch: int | str = 0, model_args: dict[str, Any] | None = None) -> None:
+        self._support_name = name
+        self.control = AudioControl(audio_control, audio_control_seed, model=name)
+        self.verification = BatchVerification(verify_batch, model=name)
+        self.rtfx = RTFxByTask()
+        self._truncated_keys: set[str] = set()  # distinct clips cut over the run (a rescore is not a new cut)
+        self._model_args = dict(model_args or {})
+
+    # -- requests ------------------------------------------------------------------------
+    def see_requests(self, requests: list) -> None:
+        """Show the model a full request list before any of it is scored (the shuffle control
+        plans its derangement here; lm-eval's cache calls it before filtering cached requests)."""
+        self.control.plan(requests)
+
+    def note_truncated(self, clip_key: str) -> None:
+        """Count a clip cut by the long-clip policy (each distinct clip once per run)."""
+        self._truncated_keys.add(clip_key)
+
+    @property
+    def truncated_clips(self) -> int:
+        """Distinct clips cut by the long-clip policy so far in this run."""
+        return len(self._truncated_keys)
+
+    # -- identity ------------------------------------------------------------------------
+    def identity_fields(self) -> dict[str, Any]:
+        """Everything that can change this model's scores; subclasses add resolved facts
+        (dtype, checkpoint fingerprint) to `scoring_args(model args)`."""
+        return {**scoring_args(self._model_args), **self.control.as_dict()}
+
+    def cache_identity(self) -> str:
+        """Digest of `identity_fields()`: lm-eval's request cache keeps one table per identity."""
+        return identity_digest(self._support_name, self.identity_fields())
+
+    # -- results file --------------------------------------------------------------------
+    def protocol_info(self) -> dict[str, Any]:
+        """Fields for `get_model_info()`, i.e. the results file's `config`."""
+        from lm_eval_audio.judge import judge_settings
+        from lm_eval_audio.wer import normaliser_info
+
+        return {
+            **self.control.as_dict(),
+            **self.verification.as_dict(),
+            **self.rtfx.as_dict(),
+            "truncated_clips": self.truncated_clips,
+            "model_identity": self.cache_identity(),
+            **normaliser_info(),
+            **judge_settings(),
+        }
