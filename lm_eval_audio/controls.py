@@ -15,9 +15,11 @@ A model that scores the same on silence as on speech is not listening; on a task
 are identical across documents, a shuffle run's per-document scores are a permutation of the
 real run's. The setting is recorded in the results (`as_dict`, through `get_model_info`).
 
-The derangement needs all of a task's documents at once. lm-eval's request cache hands a model
-only the uncached requests, so the startup hook shows the full request list to
-`AudioControl.plan` first (`_hook.py`); a plan, once made for a document, is kept.
+`prepare` rewrites each shuffled request's audio argument in place to its donor's clips, so
+lm-eval's request cache keys on the clip the model actually heard, and `--log_samples` shows it.
+The derangement needs all of a task's documents at once; lm-eval's request cache hands a model
+only the uncached requests, so the startup hook calls the model's `see_requests` with the full
+list first (`_hook.py`). A plan, once made for a document, is kept.
 """
 
 from __future__ import annotations
@@ -46,6 +48,24 @@ def derangement(n: int, rng: np.random.Generator) -> list[int]:
     return perm
 
 
+_MARK = "_lm_eval_audio_control"  # (control, original audio argument) on a rewritten Instance
+
+
+def _clips_of(req: Any, original: bool = False) -> list:
+    from lm_eval_audio.audio import as_clip_list
+
+    mark = getattr(req, _MARK, None)
+    if original and mark is not None:
+        return as_clip_list(mark[1])
+    extra = req.args[2] if len(req.args) > 2 and isinstance(req.args[2], dict) else {}
+    return as_clip_list(extra.get("audio"))
+
+
+def _set_audio(req: Any, audio: Any) -> None:
+    args = req.args
+    req.arguments = (*args[:2], {**args[2], "audio": audio}, *args[3:])
+
+
 def _task_rng(seed: int, task: str) -> np.random.Generator:
     digest = int.from_bytes(hashlib.sha256(task.encode("utf-8")).digest()[:8], "big")
     return np.random.default_rng([int(seed), digest])
@@ -63,16 +83,32 @@ class AudioControl:
         self._donor: dict[tuple[str, Any], Any] = {}  # (task, doc_id) -> the donor's doc_id
         self._clips: dict[tuple[str, Any], list] = {}  # (task, doc_id) -> that document's real clips
 
+    def prepare(self, requests: list[Any]) -> None:
+        """Make every request carry the clips this control feeds it (in place): `shuffle` plans
+        (see `plan`) and gives each document its donor's clips; a request rewritten by another
+        control gets its own clips back first."""
+        for req in requests:
+            mark = getattr(req, _MARK, None)
+            if mark is not None and mark[0] is not self:
+                _set_audio(req, mark[1])
+                delattr(req, _MARK)
+        if self.kind != "shuffle":
+            return
+        self.plan(requests)
+        for req in requests:
+            clips = _clips_of(req)
+            if getattr(req, _MARK, None) is None and clips:
+                setattr(req, _MARK, (self, req.args[2]["audio"]))
+                _set_audio(req, self.clips_for(req.task_name, req.doc_id, clips))
+
     def plan(self, requests: Iterable[Any]) -> None:
         """For `shuffle`: fix each document's donor, per task, over the documents of `requests`
         that carry audio (lm-eval Instances). Tasks already planned keep their mapping."""
         if self.kind != "shuffle":
             return
-        from lm_eval_audio.audio import as_clip_list
-
         docs: dict[str, dict[Any, list]] = {}
         for req in requests:
-            clips = as_clip_list(req.args[2].get("audio")) if len(req.args) > 2 and isinstance(req.args[2], dict) else []
+            clips = _clips_of(req, original=True)
             if clips:
                 docs.setdefault(req.task_name, {}).setdefault(req.doc_id, clips)
         for task, clips_of in docs.items():

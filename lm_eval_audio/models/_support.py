@@ -43,8 +43,9 @@ class AudioModelSupport:
     # -- requests ------------------------------------------------------------------------
     def see_requests(self, requests: list) -> None:
         """Show the model a full request list before any of it is scored (the shuffle control
-        plans its derangement here; lm-eval's cache calls it before filtering cached requests)."""
-        self.control.plan(requests)
+        rewrites each request's audio to its donor's here; lm-eval's cache calls it before
+        looking requests up, so the cache keys on the audio the model hears)."""
+        self.control.prepare(requests)
 
     def note_truncated(self, clip_key: str) -> None:
         """Count a clip cut by the long-clip policy (each distinct clip once per run)."""
@@ -61,9 +62,16 @@ class AudioModelSupport:
         (dtype, checkpoint fingerprint) to `scoring_args(model args)`."""
         return {**scoring_args(self._model_args), **self.control.as_dict()}
 
+    def freeze_identity(self) -> None:
+        """Fix the identity as loaded (call at the end of `__init__`): a checkpoint rewritten on
+        disk later must not change what this instance says it is."""
+        self._identity = identity_digest(self._support_name, self.identity_fields())
+
     def cache_identity(self) -> str:
-        """Digest of `identity_fields()`: lm-eval's request cache keeps one table per identity."""
-        return identity_digest(self._support_name, self.identity_fields())
+        """Digest of `identity_fields()` at load time: lm-eval's request cache keeps one table per identity."""
+        if getattr(self, "_identity", None) is None:
+            self.freeze_identity()
+        return self._identity
 
     # -- results file --------------------------------------------------------------------
     def protocol_info(self) -> dict[str, Any]:

@@ -140,6 +140,7 @@ class Qwen2AudioLM(AudioModelSupport, HFLM):
         self._truncated = 0  # this request call's; the run's total is `truncated_clips`
         self.dropped_text_docs = 0  # mode=audio: documents whose own text was dropped
         self._setup_cpu_data_parallel()
+        self.freeze_identity()
 
     # -- setup -------------------------------------------------------------------------
     def _setup_cpu_data_parallel(self) -> None:
@@ -205,7 +206,6 @@ class Qwen2AudioLM(AudioModelSupport, HFLM):
             args = req.args
             name = f"{req.task_name or 'request'} doc {req.doc_id}"
             clips = [] if self.mode == "text" else as_clip_list(args[2].get("audio") if len(args) > 2 else None)
-            clips = self.control.clips_for(req.task_name, req.doc_id, clips)
             prompt = build_prompt(args[0], len(clips), mode=self.mode, name=name)
             r = _Request(index=i, name=name, prompt=prompt, clips=clips, clip_keys=tuple(clip_key(c) for c in clips),
                          task=req.task_name or "request")

@@ -184,6 +184,7 @@ class WhisperLM(AudioModelSupport, LM):
         else:
             self.backend = _CTranslate2Backend(self.pretrained, self._device, compute_type, int(cpu_threads),
                                                self.batch_size)
+        self.freeze_identity()
         logger.info("whisper (%s, %s) on %s, batch size %d; task text prompts are not used",
                     backend, self.pretrained, self._device, self.batch_size)
 
@@ -270,7 +271,6 @@ class WhisperLM(AudioModelSupport, LM):
         clips = as_clip_list(extra.get("audio"))
         if len(clips) != 1:
             raise ValueError(f"{name}: whisper transcribes exactly one audio clip per request, got {len(clips)}")
-        clips = self.control.clips_for(req.task_name, req.doc_id, clips)
         gen = dict(req.args[1]) if len(req.args) > 1 and isinstance(req.args[1], dict) else {}
         return {"index": index, "name": name, "clip": clips[0], "gen": gen, "task": req.task_name or "request",
                 "gen_key": repr(sorted(gen.items(), key=lambda kv: kv[0])),
