@@ -272,3 +272,69 @@ def test_fewshot_on_a_task_with_audio_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"^audio_probe: num_fewshot=2 on a task with audio: .* text without "
                                          r"their clips\. Run it with --num_fewshot 0"):
         task.build_all_requests(limit=1)
+
+
+# --- the results file: protocol fields, and a control run through lm-eval ---------------------
+
+
+def _probe_task(folder) -> str:
+    """A multiple-choice task with the same prompt and choices for every document: six tones."""
+    rows = []
+    for d in range(6):
+        t = np.arange(int(16_000 * (1.0 + 0.3 * d))) / 16_000
+        path = folder / f"tone{d}.wav"
+        sf.write(path, 0.3 * np.sin(2 * np.pi * (180 + 60 * d) * t), 16_000)
+        rows.append({"audio": str(path), "label": d % 3})
+    (folder / "probe.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "ctl_probe.yaml").write_text(
+        "task: ctl_probe\ndataset_path: json\n"
+        f"dataset_kwargs:\n  data_files:\n    test: {folder / 'probe.jsonl'}\n"
+        "test_split: test\noutput_type: multiple_choice\ndoc_to_audio: audio\n"
+        f"doc_to_text: {json.dumps(PROMPT)}\ndoc_to_choice: [narrow, moderate, wide]\ndoc_to_target: label\n"
+        "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
+    )
+    return str(folder)
+
+
+def test_control_runs_through_lm_eval_and_the_results_file_holds_the_protocol(tiny_model_dir, tmp_path):
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    tm = TaskManager(include_defaults=False, include_path=_probe_task(tmp_path))
+    per_doc, saved = {}, {}
+    for control in ("none", "silence", "shuffle"):
+        tracker = EvaluationTracker(output_path=str(tmp_path / control))
+        results = simple_evaluate(
+            model="qwen2audio", model_args={"pretrained": str(tiny_model_dir), "audio_control": control,
+                                            "verify_batch": 2},
+            tasks=["ctl_probe"], task_manager=tm, evaluation_tracker=tracker, device="cpu", batch_size=4,
+            apply_chat_template=True, system_instruction="Listen carefully.", log_samples=True, bootstrap_iters=0,
+        )
+        samples = results.pop("samples")
+        tracker.save_results_aggregated(results=results, samples=samples)
+        saved[control] = json.loads(next((tmp_path / control).rglob("results_*.json")).read_text())
+        per_doc[control] = {s["doc_id"]: [r[0][0] for r in s["resps"]] for s in samples["ctl_probe"]}
+
+    real, silent, shuffled = (np.array([per_doc[c][d] for d in range(6)]) for c in ("none", "silence", "shuffle"))
+    # A permutation without fixed points of the real per-document scores...
+    matches = {d: [e for e in range(6) if np.allclose(shuffled[d], real[e], atol=1e-5)] for d in range(6)}
+    assert all(len(m) == 1 and m[0] != d for d, m in matches.items())
+    assert sorted(m[0] for m in matches.values()) == list(range(6))
+    # ...while silence changes every document's scores.
+    assert np.all(np.abs(silent - real) > 1e-4)
+
+    for control, result in saved.items():
+        config = result["config"]
+        assert config["audio_control"] == control
+        assert config["audio_control_seed"] == (1234 if control == "shuffle" else None)
+        assert config["verify_batch"] == 2 and config["verify_batch_loglikelihood_checked"] == 2
+        assert config["verify_batch_loglikelihood_max_abs_diff"] < 1e-4
+        assert config["truncated_clips"] == 0 and config["rtfx_per_task"] == {}
+        assert config["wer_normaliser"].startswith("whisper_english") and "transformers" in config["wer_normaliser_version"]
+        assert config["judge_model"] is None and len(config["model_identity"]) == 32
+        # lm-eval's own tracker records the chat template and system instruction (and their hashes).
+        assert result["system_instruction"] == "Listen carefully." and result["system_instruction_sha"]
+        assert "<|im_start|>" in result["chat_template"] and result["chat_template_sha"]
+        assert result["n-shot"]["ctl_probe"] == 0
+    assert len({r["config"]["model_identity"] for r in saved.values()}) == 3
