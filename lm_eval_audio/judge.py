@@ -4,8 +4,9 @@ Off by default. `LM_EVAL_AUDIO_JUDGE=<chat model>` turns it on for the `choice_l
 filter, which asks it only about answers its rules cannot map; the share of answers it
 decided is reported as the `judge_rate` metric, so its use is visible in every result file.
 Verdicts are cached on disk by (model, prompt version, question, answer): a rerun asks nothing.
-The openai SDK handles `OPENAI_BASE_URL` and retries with backoff on 429/5xx; the key comes
-from the environment or a `.env` and never appears in messages.
+The openai SDK retries with backoff on 429/5xx; the key and `OPENAI_BASE_URL` come from the
+environment or a `.env` (`tts.openai_tts.find_api_key` / `find_base_url`) and the key never
+appears in messages.
 """
 
 from __future__ import annotations
@@ -90,12 +91,12 @@ class Judge:
     def _ask(self, prompt: str, name: str) -> str:
         import openai
 
-        from lm_eval_audio.tts.openai_tts import find_api_key, redact
+        from lm_eval_audio.tts.openai_tts import find_api_key, find_base_url, redact
 
         if self._client is None:
             self._key = find_api_key()
-            self._client = openai.OpenAI(api_key=self._key, max_retries=self.config.max_retries,
-                                         timeout=self.config.timeout)
+            self._client = openai.OpenAI(api_key=self._key, base_url=find_base_url(),
+                                         max_retries=self.config.max_retries, timeout=self.config.timeout)
         try:
             completion = self._client.chat.completions.create(
                 model=self.config.model,

@@ -67,13 +67,14 @@ class SeedConfig:
     limit: int | None = None
     metadata: dict[str, Any] = field(default_factory=dict)  # data locations for the task loaders
     skip: tuple[str, ...] = ()
+    trust_remote_code: bool = False  # let transformers run the backbone checkpoint's own code
 
     def experiments(self, adapter_dir: str | None) -> list[Experiment]:
         """The study's runs, in order; `adapter_dir` is the adapter of the 'after' timbre run."""
         common = {"dtype": self.dtype}
         exps = [
             Experiment("mmlu_text_backbone", self.backbone_model,
-                       {"pretrained": self.backbone, **common, "trust_remote_code": True},
+                       {"pretrained": self.backbone, **common, "trust_remote_code": self.trust_remote_code or None},
                        self.mmlu_text_tasks, self.chat_template, "MMLU-500 as text on the backbone LLM"),
             Experiment("mmlu_text_audio_llm", "qwen2audio", {"pretrained": self.audio_llm, **common, "mode": "text"},
                        self.mmlu_text_tasks, self.chat_template, "MMLU-500 as text on the audio LLM, text only"),
@@ -210,6 +211,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mmlu-path", default=None, help="local MMLU CSV folder (else the hub)")
     parser.add_argument("--librispeech-dir", default=None, help="local LibriSpeech folder (else the hub)")
     parser.add_argument("--timbre-range-dir", default=None, help="local timbre_range folder (else the hub)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let transformers run Python code shipped with the backbone checkpoint (Qwen/Qwen-7B-Chat "
+                             "needs it); off by default: only for checkpoints you trust")
     parser.add_argument("--skip", default="", help="comma-separated experiments to leave out")
     parser.add_argument("--rerun", action="store_true", help="run experiments that already have results")
     parser.add_argument("--no-report", action="store_true", help="run the experiments only")
@@ -233,6 +237,7 @@ def config_from_args(args: argparse.Namespace) -> SeedConfig:
         asr_audio_llm_task=args.asr_audio_llm_task, timbre_task=args.timbre_task,
         chat_template=not args.no_chat_template, dtype=args.dtype, device=args.device,
         batch_size=args.batch_size, limit=args.limit, metadata=metadata, skip=tasks(args.skip),
+        trust_remote_code=args.trust_remote_code,
     )
 
 

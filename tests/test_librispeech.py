@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from lm_eval_audio import wer
 from lm_eval_audio.audio import decode_audio, resample
@@ -106,6 +107,12 @@ def test_local_folder_errors_name_the_problem(ls_root, tmp_path):
         librispeech.read_local_rows(tmp_path, "dev-clean")
     (chapter / "1-2.trans.txt").write_text("1-2-0000\n")
     with pytest.raises(ValueError, match="line 1: expected '<utterance id> <transcript>'"):
+        librispeech.read_local_rows(tmp_path, "dev-clean")
+    # An utterance id that walks out of its chapter folder is refused, even when the file exists.
+    sf.write(tmp_path / "secret-1-1.flac", np.zeros(1600, np.float32), 16_000)
+    (chapter / "1-2.trans.txt").write_text("../../../secret-1-1 HELLO\n")
+    with pytest.raises(ValueError, match=r"1-2.trans.txt, line 1: file name '../../../secret-1-1.flac' resolves to "
+                                         r".*secret-1-1.flac, outside its folder .*dev-clean/1/2"):
         librispeech.read_local_rows(tmp_path, "dev-clean")
 
 

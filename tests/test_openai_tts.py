@@ -15,7 +15,7 @@ import soundfile as sf
 from lm_eval_audio.audio import decode_audio
 from lm_eval_audio.filters.choice import UNMAPPED, ChoiceFilter, judge_rate
 from lm_eval_audio.tts import Synthesizer, SynthesisError, TTSConfig
-from lm_eval_audio.tts.openai_tts import OpenAITTSError, find_api_key
+from lm_eval_audio.tts.openai_tts import OpenAITTSError, find_api_key, find_base_url
 
 KEY = "sk-test-0123456789abcdefSECRET"
 
@@ -131,6 +131,25 @@ def test_key_from_dotenv(tmp_path, monkeypatch):
         find_api_key()
     (tmp_path / ".env").write_text(f"OTHER=1\nOPENAI_API_KEY={KEY}\n")
     assert find_api_key() == KEY
+
+
+def test_base_url_from_dotenv_like_the_key(fake, tmp_path, monkeypatch):
+    """A proxy set in .env next to the key is where the key goes, never the public endpoint."""
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    monkeypatch.chdir(tmp_path)
+    assert find_base_url() is None
+    (tmp_path / ".env").write_text(f"OPENAI_API_KEY={KEY}\nOPENAI_BASE_URL={fake.url}\n")
+    assert find_base_url() == fake.url
+    monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "tts"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
+    fake.judge_reply = "C"
+    doc = {"question": "Q?", "choices": ["a", "b", "c", "d"], "mmlu_id": "x/1"}
+    assert ChoiceFilter().apply([["my pick is the third"]], [doc]) == [["C"]]
+    assert [r["auth"] for r in fake.requests] == [f"Bearer {KEY}"]  # reached the .env endpoint
+    synth = Synthesizer(TTSConfig(backend="openai", cache_dir=tmp_path / "clips"))
+    synth.clip("hello")
+    assert len(fake.requests) == 2 and fake.requests[-1]["path"].endswith("/audio/speech")
 
 
 def test_judge_maps_only_unmapped_answers_and_is_cached(fake, tmp_path, monkeypatch):

@@ -123,3 +123,17 @@ def test_skip_names_unknown_experiments():
         SeedConfig(skip=("nope",)).experiments(None)
     names = [e.name for e in SeedConfig(skip=("asr_whisper",)).experiments("adapter")]
     assert "asr_whisper" not in names and len(names) == 6
+
+
+def test_remote_code_runs_only_with_the_explicit_flag():
+    import argparse
+
+    from lm_eval_audio.reproduce import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    for argv, trusted in (([], False), (["--trust-remote-code"], True)):
+        cfg = config_from_args(parser.parse_args(["--output", "out", *argv]))
+        assert cfg.trust_remote_code is trusted
+        for exp in cfg.experiments("adapter"):
+            assert ("trust_remote_code=True" in exp.model_args_string) is (trusted and exp.name == "mmlu_text_backbone")

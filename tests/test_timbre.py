@@ -144,6 +144,20 @@ def test_local_folder_errors_name_the_problem(tmp_path):
         timbre.load_local(tmp_path / "nope")
 
 
+def test_metadata_file_names_must_stay_inside_their_folder(tmp_path):
+    for split in ("train", "test"):
+        (tmp_path / split).mkdir()
+        _tone(tmp_path / split / "a.wav")
+        (tmp_path / split / "metadata.jsonl").write_text(json.dumps({"file_name": "a.wav", "label": 1}) + "\n")
+    _tone(tmp_path / "outside.wav")
+    assert timbre.load_local(tmp_path)["test"]["label"] == [1]
+    for bad in ("../outside.wav", str(tmp_path / "outside.wav")):
+        (tmp_path / "test" / "metadata.jsonl").write_text(json.dumps({"file_name": bad, "label": 1}) + "\n")
+        with pytest.raises(ValueError, match=r"test/metadata.jsonl, line 1: file name .* resolves to "
+                                             r".*outside.wav, outside its folder .*/test$"):
+            timbre.load_local(tmp_path)
+
+
 def _fake_hub_copy(root: Path) -> None:
     """The hub repository's layout: each split of config `range` a `save_to_disk` folder,
     44.1 kHz audio stored as bytes, a mel image column, ClassLabel Narrow/Moderate/Wide."""

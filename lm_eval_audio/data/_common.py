@@ -32,6 +32,17 @@ def cache_root() -> Path:
     return Path(base).expanduser() / "lm_eval_audio"
 
 
+def file_inside(folder: Path, name: str, where: str) -> Path:
+    """`folder / name`, refusing a name from a dataset's metadata that points outside `folder`
+    (an absolute path, `..`, or a symlink out): local metadata must not make us read, and hand a
+    model, any file on the machine. `where` names the metadata entry in the error."""
+    base = Path(folder).resolve()
+    path = (base / name).resolve()
+    if not path.is_relative_to(base):
+        raise ValueError(f"{where}: file name {name!r} resolves to {path}, outside its folder {base}")
+    return path
+
+
 def build_dir_once(target: Path, build: Callable[[Path], None], *, complete_marker: str) -> Path:
     """Return `target`, building it first with `build(tmp_dir)` unless it is already complete.
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lm_eval_audio.data._common import materialise_column
+from lm_eval_audio.data._common import file_inside, materialise_column
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +76,9 @@ def _split_dir(root: Path, split: Split) -> Path:
     )
 
 
-def _find_audio(chapter_dir: Path, utt_id: str) -> Path | None:
+def _find_audio(chapter_dir: Path, utt_id: str, where: str) -> Path | None:
     for suffix in AUDIO_SUFFIXES:
-        path = chapter_dir / f"{utt_id}{suffix}"
+        path = file_inside(chapter_dir, f"{utt_id}{suffix}", where)
         if path.is_file():
             return path
     return None
@@ -107,7 +107,7 @@ def read_local_rows(root: str | Path, split: str) -> list[dict]:
             parts = utt_id.split("-")
             if len(parts) != 3:
                 raise ValueError(f"{where}: utterance id {utt_id!r} is not <speaker>-<chapter>-<number>")
-            audio = _find_audio(trans.parent, utt_id)
+            audio = _find_audio(trans.parent, utt_id, where)
             if audio is None:
                 raise FileNotFoundError(f"{where}: no audio file {utt_id}.flac (or .wav) in {trans.parent}")
             rows.append({"id": utt_id, "speaker_id": parts[0], "chapter_id": parts[1],

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_audio.data._common import build_dir_once, cache_root, materialise_column
+from lm_eval_audio.data._common import build_dir_once, cache_root, file_inside, materialise_column
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def _rows_from_audio_folder(split_dir: Path) -> list[dict]:
                 if "file_name" not in rec or "label" not in rec:
                     raise ValueError(f"{where}: needs 'file_name' and 'label', has {sorted(rec)}")
                 label = _label_index(rec.pop("label"), where)
-                path = split_dir / rec.pop("file_name")
+                path = file_inside(split_dir, str(rec.pop("file_name")), where)
                 rows.append({"id": rec.pop("id", path.stem), "audio": audio_ref(path), "label": label,
                              "label_name": LABELS[label], **rec})
         return rows

@@ -1,9 +1,10 @@
 """Speech through OpenAI's speech endpoint (the seed study used gpt-4o-mini-tts, voice alloy).
 
 The openai SDK does the HTTP work, including retries with exponential backoff and jitter on
-429, 408/409, 5xx and connection errors (`max_retries`). `OPENAI_BASE_URL` is honoured by the
-SDK itself. The API key comes from the environment (`OPENAI_API_KEY`) or a `.env` file and is
-scrubbed from every message we raise or log.
+429, 408/409, 5xx and connection errors (`max_retries`). The API key (`OPENAI_API_KEY`) and the
+endpoint (`OPENAI_BASE_URL`, e.g. a proxy) come from the environment or a `.env` file, the same
+way for both, so a key kept in `.env` never goes to the public endpoint when a proxy is set there
+too. The key is scrubbed from every message we raise or log.
 """
 
 from __future__ import annotations
@@ -15,27 +16,40 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 KEY_ENV = "OPENAI_API_KEY"
+BASE_URL_ENV = "OPENAI_BASE_URL"
 
 
 class OpenAITTSError(RuntimeError):
     """The speech endpoint failed for one text; the message never contains the API key."""
 
 
-def find_api_key(dotenv_dirs: list[Path] | None = None) -> str:
-    """`OPENAI_API_KEY` from the environment, else from a `.env` in the working directory."""
-    key = os.environ.get(KEY_ENV, "").strip()
-    if key:
-        return key
+def _setting(name: str, dotenv_dirs: list[Path] | None) -> str:
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
     from dotenv import dotenv_values
 
     for folder in dotenv_dirs or [Path.cwd()]:
         env_file = Path(folder) / ".env"
         if env_file.is_file():
-            key = (dotenv_values(env_file).get(KEY_ENV) or "").strip()
-            if key:
-                logger.debug("OpenAI API key read from %s", env_file)
-                return key
-    raise OpenAITTSError(f"no OpenAI API key: set {KEY_ENV} in the environment or in a .env file")
+            value = (dotenv_values(env_file).get(name) or "").strip()
+            if value:
+                logger.debug("%s read from %s", name, env_file)
+                return value
+    return ""
+
+
+def find_api_key(dotenv_dirs: list[Path] | None = None) -> str:
+    """`OPENAI_API_KEY` from the environment, else from a `.env` in the working directory."""
+    key = _setting(KEY_ENV, dotenv_dirs)
+    if not key:
+        raise OpenAITTSError(f"no OpenAI API key: set {KEY_ENV} in the environment or in a .env file")
+    return key
+
+
+def find_base_url(dotenv_dirs: list[Path] | None = None) -> str | None:
+    """`OPENAI_BASE_URL` from the environment, else from a `.env` (as the key); None: the SDK's default."""
+    return _setting(BASE_URL_ENV, dotenv_dirs) or None
 
 
 def redact(message: str, secret: str) -> str:
@@ -63,7 +77,8 @@ class OpenAISpeech:
         self.voice = voice
         self.instructions = instructions
         self._key = api_key or find_api_key()
-        self._client = openai.OpenAI(api_key=self._key, max_retries=max_retries, timeout=timeout)
+        self._client = openai.OpenAI(api_key=self._key, base_url=find_base_url(), max_retries=max_retries,
+                                     timeout=timeout)
 
     @property
     def base_url(self) -> str:
