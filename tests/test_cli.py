@@ -4,7 +4,6 @@ the request cache, and data-parallel runs under `accelerate launch`."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 import textwrap
@@ -35,19 +34,46 @@ def test_startup_hook_is_light_and_keeps_builtin_models(cli_env, tmp_path):
     assert out.split() == ["HFLM", "Qwen2AudioLM", "DummyLM"]
 
 
-def test_lm_eval_ls_lists_our_tasks(cli_env, tmp_path):
-    ours = set()
-    for path in (REPO / "tasks").rglob("*.yaml"):
-        if path.name.startswith("_"):
+def _listing_tables(out: str) -> dict[str, dict[str, list[str]]]:
+    """`lm_eval ls tasks` prints three tables (Group, Tag, Task): {table: {name: other columns}}."""
+    tables: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for line in out.splitlines():
+        if not line.startswith("|") or set(line) <= set("|-"):
             continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] in ("Group", "Tag", "Task") and (len(cells) == 1 or cells[1] in ("Config Location", "")):
+            current = tables.setdefault(cells[0], {})
+        elif current is not None:
+            current[cells[0]] = cells[1:]
+    return tables
+
+
+def test_lm_eval_ls_lists_our_tasks_groups_and_tags(cli_env, tmp_path):
+    expected: dict[str, dict[str, Path]] = {"Task": {}, "Group": {}, "Tag": {}}
+    for path in (REPO / "tasks").rglob("*.yaml"):
         config = yaml.load(path.read_text(), Loader=yaml.BaseLoader)  # tolerant of !function tags
-        if isinstance(config, dict) and isinstance(config.get("task"), str):
-            ours.add(config["task"])
-    if not ours:
-        pytest.skip("no task YAMLs in tasks/ yet")
-    out = _run(["lm_eval", "ls", "tasks"], cli_env, tmp_path)
-    listed = set(re.findall(r"[A-Za-z0-9_\-]+", out))
-    assert ours <= listed, f"not listed: {sorted(ours - listed)[:10]}"
+        if not isinstance(config, dict):
+            continue
+        if isinstance(config.get("group"), str):
+            expected["Group"][config["group"]] = path
+        elif isinstance(config.get("task"), str):
+            expected["Task"][config["task"]] = path
+        tags = config.get("tag") or []
+        for tag in [tags] if isinstance(tags, str) else tags:
+            expected["Tag"][tag] = path
+    # The task folder defines all three kinds; an empty one would make this test pass vacuously.
+    assert len(expected["Task"]) > 100 and len(expected["Group"]) >= 10 and expected["Tag"]
+    tables = _listing_tables(_run(["lm_eval", "ls", "tasks"], cli_env, tmp_path))
+    assert {"Group", "Tag", "Task"} <= set(tables), sorted(tables)
+    for kind in ("Task", "Group"):
+        missing = sorted(set(expected[kind]) - set(tables[kind]))
+        assert not missing, f"{kind}s not listed: {missing[:10]}"
+        for name, path in expected[kind].items():
+            assert Path(tables[kind][name][0]) == path, (kind, name, tables[kind][name])
+    assert set(expected["Tag"]) <= set(tables["Tag"]), sorted(set(expected["Tag"]) - set(tables["Tag"]))
+    assert tables["Task"]["spoken_mmlu_500"][1] == "multiple_choice"
+    assert tables["Task"]["librispeech_dev_clean_200"][1] == "generate_until"
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import re
 import subprocess
 import sys
@@ -254,8 +255,16 @@ def test_qwen2audio_runs_every_librispeech_task(ls_root, tiny_model_dir):
     assert set(out["results"]) == set(TASKS)
     for task in TASKS:
         key = "transcript" if task.endswith("_chat") else "none"
+        (sample,) = out["samples"][task]
+        ref, hyp = sample["target"], sample["filtered_resps"][0]
+        assert ref == sample["doc"]["text"] and ref.isupper()  # the utterance's own reference
+        errors = wer.word_errors([ref], [hyp])
+        expected = {"wer": errors.wer, "wer_unnormalised": wer.corpus_wer([ref], [hyp], normalise=False),
+                    "wer_substitutions": errors.rate(errors.substitutions),
+                    "wer_deletions": errors.rate(errors.deletions), "wer_insertions": errors.rate(errors.insertions)}
         for metric in wer.METRICS:
-            assert isinstance(out["results"][task][f"{metric},{key}"], float), (task, metric)
+            value = out["results"][task][f"{metric},{key}"]
+            assert math.isfinite(value) and value == pytest.approx(expected[metric]), (task, metric, value)
         prompt = out["samples"][task][0]["arguments"][0][0]
         expected = "Transcribe the speech" if task.endswith("_chat") else "Detect the language"
         assert prompt.startswith(expected), prompt
@@ -263,4 +272,6 @@ def test_qwen2audio_runs_every_librispeech_task(ls_root, tiny_model_dir):
     out = lm_eval.simple_evaluate(tasks=["librispeech_test_clean_chat"], apply_chat_template=True, **run)
     prompt = out["samples"]["librispeech_test_clean_chat"][0]["arguments"][0][0]
     assert "<|im_start|>user" in prompt and prompt.rstrip().endswith("<|im_start|>assistant"), prompt
-    assert isinstance(out["results"]["librispeech_test_clean_chat"]["wer,transcript"], float)
+    (sample,) = out["samples"]["librispeech_test_clean_chat"]
+    assert out["results"]["librispeech_test_clean_chat"]["wer,transcript"] == pytest.approx(
+        wer.corpus_wer([sample["target"]], [sample["filtered_resps"][0]]))
