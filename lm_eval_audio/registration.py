@@ -24,6 +24,7 @@ LAZY: dict[str, dict[str, object]] = {
         "wer_substitutions": "lm_eval_audio.wer:wer_pair",  # issue 7
         "wer_deletions": "lm_eval_audio.wer:wer_pair",  # issue 7
         "wer_insertions": "lm_eval_audio.wer:wer_pair",  # issue 7
+        "wer_seed": "lm_eval_audio.wer:wer_pair",  # issue 10
     },
     "aggregation_registry": {
         "answered_accuracy": "lm_eval_audio.filters.choice:answered_accuracy",  # issue 10
@@ -32,6 +33,7 @@ LAZY: dict[str, dict[str, object]] = {
         "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
         "wer_deletions": "lm_eval_audio.wer:agg_deletion_rate",  # issue 7
         "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
+        "wer_seed": "lm_eval_audio.wer:agg_wer_seed",  # issue 10
     },
     "metric_agg_registry": {
         "extraction_failure": "lm_eval.api.metrics:mean",  # issue 3
@@ -42,6 +44,7 @@ LAZY: dict[str, dict[str, object]] = {
         "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
         "wer_deletions": "lm_eval_audio.wer:agg_deletion_rate",  # issue 7
         "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
+        "wer_seed": "lm_eval_audio.wer:agg_wer_seed",  # issue 10
     },
     "higher_is_better_registry": {
         "extraction_failure": False,  # issue 3
@@ -52,5 +55,6 @@ LAZY: dict[str, dict[str, object]] = {
         "wer_substitutions": False,  # issue 7
         "wer_deletions": False,  # issue 7
         "wer_insertions": False,  # issue 7
+        "wer_seed": False,  # issue 10
     },
 }
