@@ -57,11 +57,14 @@ class DataConfig:
     LLaMA-Factory); relative audio paths are read against the file's folder. `mode`,
     `apply_chat_template` and `system_instruction` mean what they mean to the harness and to
     the `qwen2audio` model, so training sees exactly the prompt that evaluation will.
+    `metadata` reaches the task's loader as lm-eval's `--metadata` does (data locations, e.g.
+    `{timbre_range_source: synth}`), in training and in the end-of-training evaluation.
     """
 
     task: str | None = None
     split: str = "train"
     include_path: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
     jsonl: str | None = None
     mode: str = "auto"
     apply_chat_template: bool = False

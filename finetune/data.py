@@ -63,11 +63,11 @@ def _chat_renderer(tokenizer):
     return render
 
 
-def get_task(name: str, include_path: list[str] | None = None):
+def get_task(name: str, include_path: list[str] | None = None, metadata: dict | None = None):
     """The lm-eval Task object called `name` (a single task, not a group)."""
     from lm_eval.tasks import TaskManager
 
-    manager = TaskManager(include_path=list(include_path) if include_path else None)
+    manager = TaskManager(include_path=list(include_path) if include_path else None, metadata=metadata or None)
     if name not in manager.all_tasks:
         raise ValueError(f"unknown lm-eval task {name!r} (include_path={include_path or []})")
     task = manager.load([name])["tasks"].get(name)
@@ -107,7 +107,7 @@ def _gold_choice(task, doc, choices: list[str], name: str) -> int:
 
 def task_examples(data: DataConfig, tokenizer) -> list[Example]:
     """Examples of a task split, rendered by lm-eval's own request construction."""
-    task = get_task(data.task, data.include_path)
+    task = get_task(data.task, data.include_path, data.metadata)
     chat = _chat_renderer(tokenizer) if data.apply_chat_template else None
     output_type = task.OUTPUT_TYPE
     if output_type not in ("multiple_choice", "generate_until", "loglikelihood"):

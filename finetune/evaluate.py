@@ -25,6 +25,7 @@ def evaluate_with_harness(
     apply_chat_template: bool = False,
     system_instruction: str | None = None,
     include_path: list[str] | None = None,
+    metadata: dict | None = None,
 ) -> dict[str, Any] | None:
     """lm-eval's `results` dict ({task: {"acc,none": ...}}) for the base model (+ adapter).
 
@@ -40,7 +41,8 @@ def evaluate_with_harness(
     out = simple_evaluate(
         model=lm,
         tasks=list(tasks),
-        task_manager=TaskManager(include_path=list(include_path) if include_path else None),
+        task_manager=TaskManager(include_path=list(include_path) if include_path else None,
+                                 metadata=metadata or None),
         limit=limit,
         apply_chat_template=apply_chat_template,
         system_instruction=system_instruction,

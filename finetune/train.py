@@ -257,7 +257,7 @@ def _evaluate(config: FinetuneConfig, result: RunResult) -> None:
     e, d = config.evaluation, config.data
     common = dict(mode=d.mode, batch_size=e.batch_size, limit=e.limit, dtype=config.model.dtype,
                   apply_chat_template=d.apply_chat_template, system_instruction=d.system_instruction,
-                  include_path=d.include_path)
+                  include_path=d.include_path, metadata=d.metadata)
     if e.evaluate_base:
         result.base_eval_results = evaluate_with_harness(config.model.pretrained, tasks, **common)
     result.eval_results = evaluate_with_harness(config.model.pretrained, tasks, adapter=str(result.output_dir), **common)

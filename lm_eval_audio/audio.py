@@ -129,7 +129,7 @@ def resample(array: np.ndarray, orig_sr: int, target_sr: int = SAMPLE_RATE) -> n
 def decode_audio(item: AudioItem, *, name: str = "audio", sampling_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode one clip to mono float32 at `sampling_rate`, validating it.
 
-    `name` identifies the item in errors (e.g. "doc 12 of spoken_mmlu_500, clip 0").
+    `name` identifies the item in errors (e.g. "doc 12 of spoken_mmlu_seed, clip 0").
     Raises AudioError for missing files, unreadable/corrupt data, empty audio, NaN or inf
     samples, and a missing or invalid sampling rate.
     """

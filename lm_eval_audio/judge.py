@@ -1,8 +1,11 @@
 """Optional LLM judge for free-form multiple-choice answers (the seed used gpt-4o-mini).
 
 Off by default. `LM_EVAL_AUDIO_JUDGE=<chat model>` turns it on for the `choice_letter`
-filter, which asks it only about answers its rules cannot map; the share of answers it
-decided is reported as the `judge_rate` metric, so its use is visible in every result file.
+filter. Two protocols: "ours" asks only about the answers the filter's rules cannot map, with
+our prompt; "seed" (the seed tasks' setting) is the seed study's cleaning: every answer, the
+seed's exact prompt (`lm_eval_audio.data.seed_mmlu.judge_prompt`), BLANK for no alternative.
+The share of answers it decided is reported as the `judge_rate` metric, so its use is visible
+in every result file.
 Verdicts are cached on disk by (model, prompt version, question, answer): a rerun asks nothing.
 The openai SDK retries with backoff on 429/5xx; the key and `OPENAI_BASE_URL` come from the
 environment or a `.env` (`tts.openai_tts.find_api_key` / `find_base_url`) and the key never
@@ -25,6 +28,7 @@ from lm_eval_audio.tts.config import default_cache_dir
 logger = logging.getLogger(__name__)
 
 ENV_JUDGE = "LM_EVAL_AUDIO_JUDGE"
+PROTOCOLS = ("ours", "seed")
 PROMPT_VERSION = 1
 _OFF = {"", "0", "off", "false", "no", "none"}
 
@@ -44,6 +48,7 @@ class JudgeConfig:
     """Which chat model judges, and where its verdicts are cached."""
 
     model: str = "gpt-4o-mini"
+    protocol: str = "ours"
     cache_dir: Path = field(default_factory=lambda: default_cache_dir().parent / "judge")
     max_retries: int = 6
     timeout: float = 60.0
@@ -58,20 +63,28 @@ def judge_settings() -> dict[str, str | int | None]:
     return {"judge_model": model, "judge_prompt_version": PROMPT_VERSION if model else None}
 
 
-def judge_from_setting(setting: str | None) -> "Judge | None":
+def judge_from_setting(setting: str | None, protocol: str = "ours") -> "Judge | None":
     """The judge a filter should use: `setting` (a model name, or "off"), else the environment."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown judge protocol {protocol!r}; choose from {PROTOCOLS}")
     value = setting if setting is not None else os.environ.get(ENV_JUDGE, "")
     if str(value).strip().lower() in _OFF:
         return None
-    judge = Judge(JudgeConfig(model=str(value).strip()))
-    logger.warning("LLM judge %s is on for answers the rules cannot map (see judge_rate)", judge.config.model)
+    judge = Judge(JudgeConfig(model=str(value).strip(), protocol=protocol))
+    which = "every answer (the seed's cleaning)" if protocol == "seed" else "answers the rules cannot map"
+    logger.warning("LLM judge %s is on for %s (see judge_rate)", judge.config.model, which)
     return judge
 
 
-def _user_prompt(doc: dict, answer: str) -> str:
+def _messages(doc: dict, answer: str, protocol: str) -> list[dict]:
+    if protocol == "seed":
+        from lm_eval_audio.data.seed_mmlu import JUDGE_SYSTEM, judge_prompt
+
+        return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": judge_prompt(doc, answer)}]
     from lm_eval_audio.data.mmlu import question_block
 
-    return f"Question:\n{question_block(doc)}\n\nStudent's answer:\n{answer.strip()}"
+    user = f"Question:\n{question_block(doc)}\n\nStudent's answer:\n{answer.strip()}"
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
 class Judge:
@@ -82,13 +95,18 @@ class Judge:
         self._client = None
         self._key = ""
 
-    def _cache_path(self, prompt: str) -> Path:
+    @property
+    def sees_every_answer(self) -> bool:
+        """Whether the judge reads every answer (the seed's cleaning) or only unmapped ones."""
+        return self.config.protocol == "seed"
+
+    def _cache_path(self, messages: list[dict]) -> Path:
         digest = hashlib.sha256(
-            json.dumps([self.config.model, PROMPT_VERSION, SYSTEM, prompt]).encode("utf-8")
+            json.dumps([self.config.model, PROMPT_VERSION, messages]).encode("utf-8")
         ).hexdigest()
         return Path(self.config.cache_dir) / digest[:2] / f"{digest}.json"
 
-    def _ask(self, prompt: str, name: str) -> str:
+    def _ask(self, messages: list[dict], name: str) -> str:
         import openai
 
         from lm_eval_audio.tts.openai_tts import find_api_key, find_base_url, redact
@@ -102,7 +120,7 @@ class Judge:
                 model=self.config.model,
                 temperature=0,
                 max_tokens=3,
-                messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+                messages=messages,
             )
         except openai.OpenAIError as e:
             status = getattr(e, "status_code", None)
@@ -112,15 +130,16 @@ class Judge:
 
     def decide(self, doc: dict, answer: str) -> str | None:
         """The letter the judge reads in `answer`, or None when it finds no single option."""
-        prompt = _user_prompt(doc, answer)
-        path = self._cache_path(prompt)
+        messages = _messages(doc, answer, self.config.protocol)
+        path = self._cache_path(messages)
         if path.is_file():
             reply = json.loads(path.read_text(encoding="utf-8"))["reply"]
         else:
             name = f"MMLU item {doc.get('mmlu_id', '?')}"
-            reply = self._ask(prompt, name)
-            record = {"model": self.config.model, "prompt_version": PROMPT_VERSION, "prompt": prompt, "reply": reply}
+            reply = self._ask(messages, name)
+            record = {"model": self.config.model, "prompt_version": PROMPT_VERSION, "messages": messages,
+                      "reply": reply}
             atomic_write_bytes(path, json.dumps(record, ensure_ascii=False).encode("utf-8"))
-        # The judge's own reply is read strictly: one letter or NONE, nothing else counts.
+        # The judge's own reply is read strictly: one letter, nothing else (NONE, BLANK) counts.
         m = re.fullmatch(r"\s*\(?([ABCD])\)?\.?\s*", reply)
         return m.group(1) if m else None

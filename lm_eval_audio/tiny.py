@@ -134,6 +134,25 @@ def build_tiny_model(output_dir: str | Path, size: str = "tiny", seed: int = 0) 
     return out
 
 
+def build_text_backbone(audio_model_dir: str | Path, output_dir: str | Path) -> Path:
+    """Save a Qwen2-Audio checkpoint's language model as a plain Qwen2 causal LM (with its
+    tokenizer and chat template): the text backbone for `--model hf`, with the very weights the
+    audio LLM's text side has (as Qwen2-Audio's LM starts from its Qwen backbone)."""
+    from transformers import AutoTokenizer, Qwen2AudioForConditionalGeneration, Qwen2ForCausalLM
+
+    audio_model = Qwen2AudioForConditionalGeneration.from_pretrained(audio_model_dir)
+    text_model = Qwen2ForCausalLM(audio_model.config.text_config)
+    state = {f"model.{k}": v for k, v in audio_model.model.language_model.state_dict().items()}
+    state["lm_head.weight"] = audio_model.lm_head.weight
+    text_model.load_state_dict(state, strict=True)
+    text_model.generation_config = audio_model.generation_config
+    out = Path(output_dir)
+    text_model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(audio_model_dir).save_pretrained(out)
+    logger.info("wrote the text backbone of %s to %s", audio_model_dir, out)
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output_dir", help="directory to write the checkpoint to")
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")

@@ -37,7 +37,8 @@ otherwise (errors over zero words), with a warning.
 lm-eval metrics (registered lazily through `registration.py`, usable by any generate_until task)
 ------------------------------------------------------------------------------------------------
 `wer` (normalised), `wer_unnormalised`, `wer_substitutions`, `wer_deletions`, `wer_insertions`
-(the three parts as fractions of N: they sum to `wer`). Per document each metric passes the
+(the three parts as fractions of N: they sum to `wer`), `wer_seed` (the seed study's own
+transform and one-string alignment, see `seed_wer`). Per document each metric passes the
 (reference, hypothesis) pair through; the aggregation of the same name computes the corpus figure
 over all pairs. All are lower-is-better. In a task YAML:
 
@@ -68,7 +69,10 @@ BOOTSTRAP_SEED = 1234  # fixed: a rerun of the same run reports the same stderr 
 _BOOTSTRAP_CHUNK = 1000  # replicates drawn at a time (bounds memory at chunk x utterances)
 
 # metric name -> which corpus figure its aggregation reports
-METRICS: tuple[str, ...] = ("wer", "wer_unnormalised", "wer_substitutions", "wer_deletions", "wer_insertions")
+METRICS: tuple[str, ...] = ("wer", "wer_unnormalised", "wer_substitutions", "wer_deletions", "wer_insertions",
+                            "wer_seed")
+# The seed study's notebook: its jiwer transform, applied to the whole corpus as one string.
+SEED_SUBSTITUTIONS = {"mr": "mister", "mrs": "misses", "dr": "doctor", "st": "saint"}
 
 
 @lru_cache(maxsize=1)
@@ -330,6 +334,29 @@ def wer_report(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str
     return report
 
 
+def seed_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """The seed study's WER, exactly as its notebook computed it.
+
+    References and hypotheses are each lower-cased and joined with spaces into ONE string; both
+    strings go through jiwer's `Compose([ToLowerCase(), RemoveMultipleSpaces(), Strip(),
+    SubstituteWords(mr/mrs/dr/st), RemovePunctuation()])`, then `jiwer.wer` of the two. Unlike
+    `corpus_wer`, words align across utterance boundaries and there is no Whisper normaliser
+    (numbers, spellings and contractions are compared as written). Kept beside `wer` so that
+    the seed's figure can be reproduced; `wer` is the sound one.
+    """
+    import jiwer
+
+    references, hypotheses = list(references), list(hypotheses)
+    _check_pairs(references, hypotheses)
+    transform = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemoveMultipleSpaces(), jiwer.Strip(),
+                               jiwer.SubstituteWords(SEED_SUBSTITUTIONS), jiwer.RemovePunctuation()])
+    reference = transform(" ".join(r.lower() for r in references))
+    hypothesis = transform(" ".join(h.lower() for h in hypotheses))
+    if not reference.strip():
+        return 0.0 if not hypothesis.strip() else math.inf
+    return float(jiwer.wer(reference, hypothesis))
+
+
 # --------------------------------------------------------------------------------------------
 # lm-eval metric functions (per document) and aggregations (per corpus)
 
@@ -364,6 +391,11 @@ def agg_wer(items: Iterable[tuple[str, str]]) -> float:
 def agg_wer_unnormalised(items: Iterable[tuple[str, str]]) -> float:
     """Corpus WER over the strings lower-cased only (punctuation and spelling count)."""
     return word_errors(*_split(items), normalise=False).wer
+
+
+def agg_wer_seed(items: Iterable[tuple[str, str]]) -> float:
+    """The seed study's WER over (reference, hypothesis) pairs (see `seed_wer`)."""
+    return seed_wer(*_split(items))
 
 
 def agg_substitution_rate(items: Iterable[tuple[str, str]]) -> float:

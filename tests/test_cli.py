@@ -72,7 +72,7 @@ def test_lm_eval_ls_lists_our_tasks_groups_and_tags(cli_env, tmp_path):
         for name, path in expected[kind].items():
             assert Path(tables[kind][name][0]) == path, (kind, name, tables[kind][name])
     assert set(expected["Tag"]) <= set(tables["Tag"]), sorted(set(expected["Tag"]) - set(tables["Tag"]))
-    assert tables["Task"]["spoken_mmlu_500"][1] == "multiple_choice"
+    assert tables["Task"]["spoken_mmlu_anatomy"][1] == "multiple_choice"
     assert tables["Task"]["librispeech_dev_clean_200"][1] == "generate_until"
 
 

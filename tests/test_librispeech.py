@@ -76,7 +76,7 @@ def test_local_folder_rows(ls_root, shared_data):
     rows = librispeech.read_local_rows(ls_root, "dev-clean")
     assert len(rows) == 16
     ids = [r["id"] for r in rows]
-    assert ids == sorted(ids, key=lambda i: tuple(int(p) for p in i.split("-")))
+    assert ids == sorted(ids)  # utterance ids as strings, as torchaudio orders LibriSpeech
     assert ids[0].startswith("19-198-") and ids[-1].startswith("201-199-")
     lj = dict(line.split("|", 1) for line in
               (shared_data / "speech/ljspeech/transcripts.psv").read_text().splitlines() if line.strip())
@@ -128,34 +128,58 @@ def test_hub_route_fails_with_the_offline_hint(monkeypatch):
         librispeech.load_librispeech("dev-clean", limit=200)
 
 
-@pytest.mark.parametrize("limit", [None, 2])
-def test_hub_route_keeps_hub_order_and_caches_audio_as_files(ls_root, tmp_path, monkeypatch, limit):
-    """The hub code path on a stand-in for openslr/librispeech_asr: a `datasets` table with an
-    Audio column of FLAC bytes, in a non-sorted order; `limit` takes the streaming route."""
+@pytest.fixture(scope="module")
+def numeric_vs_string_root(shared_data, tmp_path_factory) -> Path:
+    """A dev-clean folder whose speakers (174, 1272, 84) sort differently as numbers and as strings."""
+    lj = shared_data / "speech" / "ljspeech"
+    rows = [line.split("|", 1) for line in (lj / "transcripts.psv").read_text().splitlines() if line.strip()][:6]
+    clips = [(text, decode_audio(lj / "wavs" / f"{uid}.flac"), 16000) for uid, text in rows]
+    root = tmp_path_factory.mktemp("librispeech-order") / "LibriSpeech"
+    _write_split(root, "dev-clean", clips, speakers=(174, 1272, 84))
+    return root.parent
+
+
+def _hub_stand_in(rows: list[dict]):
     import datasets
 
-    rows = librispeech.read_local_rows(ls_root, "dev-clean")[:4][::-1]  # hub order is not by id
-    table = datasets.Dataset.from_list([
+    return datasets.Dataset.from_list([
         {"file": "x.flac", "audio": {"bytes": Path(r["audio"]["path"]).read_bytes(), "path": f"{r['id']}.flac"},
          "text": r["text"], "speaker_id": int(r["speaker_id"]), "chapter_id": int(r["chapter_id"]), "id": r["id"]}
         for r in rows]).cast_column("audio", datasets.Audio(sampling_rate=16000))
+
+
+@pytest.mark.parametrize("limit", [None, 4])
+def test_hub_and_folder_give_the_same_first_ids(numeric_vs_string_root, tmp_path, monkeypatch, limit):
+    """The seed's order (utterance ids as strings) from both routes: a stand-in for
+    openslr/librispeech_asr (a `datasets` table with an Audio column of FLAC bytes) whose rows come
+    in neither string nor numeric order, and a folder whose numeric order differs from string order."""
+    import datasets
+
+    local = librispeech.read_local_rows(numeric_vs_string_root, "dev-clean")
+    ids = [r["id"] for r in local]
+    assert ids == sorted(ids) != sorted(ids, key=lambda i: tuple(int(p) for p in i.split("-")))
+    assert ids[0].startswith("1272-")
+    shuffled = [local[i] for i in (3, 0, 5, 1, 4, 2)]
     calls = []
 
     def fake_load_dataset(path, name, split, revision=None, streaming=False):
         calls.append((path, name, split, streaming))
-        return table.to_iterable_dataset() if streaming else table
+        return _hub_stand_in(shuffled)
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
     got = librispeech.load_librispeech("dev-clean", limit=limit)["test"]
-    assert calls == [("openslr/librispeech_asr", "clean", "validation", limit is not None)]
-    n = limit or len(rows)
-    assert got["id"] == [r["id"] for r in rows[:n]] and got["text"] == [r["text"] for r in rows[:n]]
-    assert got["speaker_id"][0] == rows[0]["speaker_id"]
-    for doc, src in zip(got, rows):
+    folder = librispeech.load_librispeech("dev-clean", librispeech_dir=str(numeric_vs_string_root), limit=limit)["test"]
+    assert calls == [("openslr/librispeech_asr", "clean", "validation", False)]
+    n = limit or len(local)
+    assert got["id"] == folder["id"] == ids[:n] and got["text"] == [r["text"] for r in local[:n]]
+    assert got["speaker_id"][0] == local[0]["speaker_id"]
+    for doc, src in zip(got, local):
         assert doc["audio"]["sha256"] == src["audio"]["sha256"]
         assert Path(doc["audio"]["path"]).is_relative_to(tmp_path / "cache")
         np.testing.assert_array_equal(decode_audio(doc["audio"]), decode_audio(src["audio"]))
+    # Only the kept rows' audio is written to the cache.
+    assert len(list((tmp_path / "cache").rglob("*.flac"))) == n
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -261,13 +285,15 @@ def test_qwen2audio_runs_every_librispeech_task(ls_root, tiny_model_dir):
         errors = wer.word_errors([ref], [hyp])
         expected = {"wer": errors.wer, "wer_unnormalised": wer.corpus_wer([ref], [hyp], normalise=False),
                     "wer_substitutions": errors.rate(errors.substitutions),
-                    "wer_deletions": errors.rate(errors.deletions), "wer_insertions": errors.rate(errors.insertions)}
+                    "wer_deletions": errors.rate(errors.deletions), "wer_insertions": errors.rate(errors.insertions),
+                    "wer_seed": wer.seed_wer([ref], [hyp])}
         for metric in wer.METRICS:
             value = out["results"][task][f"{metric},{key}"]
             assert math.isfinite(value) and value == pytest.approx(expected[metric]), (task, metric, value)
         prompt = out["samples"][task][0]["arguments"][0][0]
-        expected = "Transcribe the speech" if task.endswith("_chat") else "Detect the language"
-        assert prompt.startswith(expected), prompt
+        expected = ("Transcribe the speech" if task.endswith("_chat") else
+                    "Transcribe the audio:" if task == "librispeech_dev_clean_200" else "Detect the language")
+        assert prompt == expected if task == "librispeech_dev_clean_200" else prompt.startswith(expected), prompt
 
     out = lm_eval.simple_evaluate(tasks=["librispeech_test_clean_chat"], apply_chat_template=True, **run)
     prompt = out["samples"]["librispeech_test_clean_chat"][0]["arguments"][0][0]

@@ -172,3 +172,26 @@ def test_judge_maps_only_unmapped_answers_and_is_cached(fake, tmp_path, monkeypa
     assert len([r for r in fake.requests if r["path"].endswith("/chat/completions")]) == 2
     fake.judge_reply = "NONE"
     assert ChoiceFilter().apply([["I refuse"]], [doc]) == [[UNMAPPED]]
+
+
+def test_seed_judge_protocol_sends_the_seeds_prompt_for_every_answer(fake, tmp_path, monkeypatch):
+    from lm_eval_audio.data.seed_mmlu import JUDGE_SYSTEM, judge_prompt
+
+    monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "tts"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
+    doc = {"question": "Capital of France?\n", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
+    fake.judge_reply = "B"
+    filt = ChoiceFilter(judge_protocol="seed")
+    out = filt.apply([["The answer is D."], ["BLANK please"]], [doc, doc])
+    chats = [r["body"] for r in fake.requests if r["path"].endswith("/chat/completions")]
+    # Every answer goes to the judge (the seed's cleaning), even one the rules would map.
+    assert [c["messages"] for c in chats] == [
+        [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": judge_prompt(doc, a)}]
+        for a in ("The answer is D.", "BLANK please")]
+    assert chats[0]["messages"][1]["content"].endswith(
+        "alternatives: A. London\nB. Paris\nC. Rome\nD. Berlin\nAnswer:\nmodel answer: The answer is D.")
+    assert out == [["B"], ["B"]] and judge_rate(["B"], out[0]) == 1.0
+    fake.judge_reply = "BLANK"
+    assert ChoiceFilter(judge_protocol="seed").apply([["no idea"]], [doc]) == [[UNMAPPED]]
+    with pytest.raises(ValueError, match="unknown judge protocol 'x'"):
+        ChoiceFilter(judge_protocol="x")

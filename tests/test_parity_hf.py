@@ -10,18 +10,9 @@ import pytest
 @pytest.fixture(scope="module")
 def text_lm_dir(tiny_model_dir, tmp_path_factory):
     """The tiny checkpoint's language model saved as a plain Qwen2 causal LM."""
-    from transformers import AutoTokenizer, Qwen2AudioForConditionalGeneration, Qwen2ForCausalLM
+    from lm_eval_audio.tiny import build_text_backbone
 
-    audio_model = Qwen2AudioForConditionalGeneration.from_pretrained(tiny_model_dir)
-    text_model = Qwen2ForCausalLM(audio_model.config.text_config)
-    state = {f"model.{k}": v for k, v in audio_model.model.language_model.state_dict().items()}
-    state["lm_head.weight"] = audio_model.lm_head.weight
-    missing, unexpected = text_model.load_state_dict(state, strict=True)
-    assert not missing and not unexpected
-    out = tmp_path_factory.mktemp("text-lm")
-    text_model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
-    return out
+    return build_text_backbone(tiny_model_dir, tmp_path_factory.mktemp("text-lm"))
 
 
 @pytest.fixture(scope="module")

@@ -40,16 +40,6 @@ def test_local_csv_route_matches_cais_mmlu(mmlu_dir):
     assert len(mmlu.load_mmlu("anatomy", mmlu_dir)["test"]) == 135
 
 
-def test_seed_subset_is_the_500_shortest(mmlu_dir):
-    test = mmlu.load_mmlu("all", mmlu_dir)["test"]
-    subset = mmlu.shortest_items(test)
-    lengths = [mmlu.item_length(d) for d in subset]
-    assert len(subset) == 500 and lengths == sorted(lengths)
-    chosen = set(subset["mmlu_id"])
-    rest = [mmlu.item_length(d) for d in test if d["mmlu_id"] not in chosen]
-    assert max(lengths) <= min(rest)
-
-
 def test_bad_sources_are_named(tmp_path):
     with pytest.raises(mmlu.MMLUDataError, match="does-not-exist"):
         mmlu.load_mmlu("all", "./does-not-exist")
@@ -82,9 +72,10 @@ def test_groups_cover_57_subjects_and_twins_pair(manager):
 def test_requests_carry_clip_references_not_samples(manager, tmp_path, monkeypatch):
     monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path))
     monkeypatch.delenv("LM_EVAL_AUDIO_SYNTH", raising=False)
-    task = manager.load("spoken_mmlu_500")["tasks"]["spoken_mmlu_500"]
+    task = manager.load("spoken_mmlu_anatomy")["tasks"]["spoken_mmlu_anatomy"]
     doc = task.eval_docs[0]
-    requests = task.construct_requests(doc, task.doc_to_text(doc), metadata=("spoken_mmlu_500", 0, 1))
+    assert set(doc) == {"question", "subject", "choices", "answer", "mmlu_id"}  # the item, no run settings
+    requests = task.construct_requests(doc, task.doc_to_text(doc), metadata=("spoken_mmlu_anatomy", 0, 1))
     assert [r.arguments[1] for r in requests] == [" A", " B", " C", " D"]
     audio = requests[0].arguments[2]["audio"]
     assert all(r.arguments[2]["audio"] is audio for r in requests)  # one clip for the four letters
@@ -94,7 +85,7 @@ def test_requests_carry_clip_references_not_samples(manager, tmp_path, monkeypat
     # synthesis off + empty cache: the error names the item and the command to run
     monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "empty"))
     monkeypatch.setenv("LM_EVAL_AUDIO_SYNTH", "0")
-    with pytest.raises(ClipMissingError, match=r"MMLU item college_mathematics/94.*lm-eval-audio synth --task spoken_mmlu_500 --backend espeak"):
+    with pytest.raises(ClipMissingError, match=r"MMLU item anatomy/0.*lm-eval-audio synth --task spoken_mmlu --backend espeak"):
         task.doc_to_audio(doc)
 
 
@@ -111,7 +102,7 @@ def test_real_cli_spoken_and_twin(tiny_model_dir, mmlu_dir, cli_env, tmp_path):
     cmd = [
         sys.executable, "-m", "lm_eval", "--model", "qwen2audio",
         "--model_args", f"pretrained={tiny_model_dir}", "--device", "cpu", "--batch_size", "4",
-        "--tasks", "spoken_mmlu_500,mmlu_twin_500,spoken_mmlu_500_gen,mmlu_twin_500_gen",
+        "--tasks", "spoken_mmlu_anatomy,mmlu_twin_anatomy,spoken_mmlu_gen_anatomy,mmlu_twin_gen_anatomy",
         "--limit", "2", "--gen_kwargs", "max_gen_toks=8",
         "--metadata", json.dumps({"mmlu_path": str(mmlu_dir)}),
         "--log_samples", "--output_path", str(out),
@@ -120,12 +111,12 @@ def test_real_cli_spoken_and_twin(tiny_model_dir, mmlu_dir, cli_env, tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     (results_file,) = out.rglob("results_*.json")
     results = json.loads(results_file.read_text())["results"]
-    for task in ("spoken_mmlu_500", "mmlu_twin_500"):  # acc is the model's own argmax against the key
+    for task in ("spoken_mmlu_anatomy", "mmlu_twin_anatomy"):  # acc is the model's own argmax against the key
         rows = _samples(out, task)
         # the samples file holds numbers as strings
         hits = [max(range(4), key=lambda k: float(x["filtered_resps"][k][0])) == int(x["target"]) for x in rows]
         assert len(rows) == 2 and results[task]["acc,none"] == sum(hits) / 2
-    for task in ("spoken_mmlu_500_gen", "mmlu_twin_500_gen"):
+    for task in ("spoken_mmlu_gen_anatomy", "mmlu_twin_gen_anatomy"):
         letters = [(x["filtered_resps"][0][0], x["target"]) for x in _samples(out, task)]
         assert results[task]["extraction_failure,choice"] == sum(a == "[unmapped]" for a, _ in letters) / 2
         assert results[task]["exact_match,choice"] == sum(a == t for a, t in letters) / 2
@@ -134,11 +125,11 @@ def test_real_cli_spoken_and_twin(tiny_model_dir, mmlu_dir, cli_env, tmp_path):
     assert len(clips) == 4  # 2 items x (plain, with spoken instruction)
 
     # doc ids pair: the same item and letter under the same id in both modalities
-    for spoken, twin in (("spoken_mmlu_500", "mmlu_twin_500"), ("spoken_mmlu_500_gen", "mmlu_twin_500_gen")):
+    for spoken, twin in (("spoken_mmlu_anatomy", "mmlu_twin_anatomy"), ("spoken_mmlu_gen_anatomy", "mmlu_twin_gen_anatomy")):
         s = {x["doc_id"]: (x["doc"]["mmlu_id"], x["target"]) for x in _samples(out, spoken)}
         t = {x["doc_id"]: (x["doc"]["mmlu_id"], x["target"]) for x in _samples(out, twin)}
         assert s == t and len(s) == 2
-    gen = _samples(out, "spoken_mmlu_500_gen")
+    gen = _samples(out, "spoken_mmlu_gen_anatomy")
     assert all(x["target"] in ("A", "B", "C", "D") for x in gen)
     assert all(x["filtered_resps"][0][0] in ("A", "B", "C", "D", "[unmapped]") for x in gen)
 
@@ -151,7 +142,7 @@ def test_real_cli_spoken_and_twin(tiny_model_dir, mmlu_dir, cli_env, tmp_path):
         "from lm_eval.tasks import TaskManager\n"
         f"tm = TaskManager(include_defaults=False, metadata={{'mmlu_path': {str(mmlu_dir)!r}}})\n"
         f"r = simple_evaluate(model='qwen2audio', model_args='pretrained={tiny_model_dir}', device='cpu',\n"
-        "    tasks=['spoken_mmlu_500', 'spoken_mmlu_500_gen'], limit=2, task_manager=tm,\n"
+        "    tasks=['spoken_mmlu_anatomy', 'spoken_mmlu_gen_anatomy'], limit=2, task_manager=tm,\n"
         "    gen_kwargs='max_gen_toks=8')\n"
         "print(json.dumps({k: v.get('acc,none', v.get('exact_match,choice')) for k, v in r['results'].items()}))\n"
     )
@@ -159,4 +150,4 @@ def test_real_cli_spoken_and_twin(tiny_model_dir, mmlu_dir, cli_env, tmp_path):
     assert again.returncode == 0, again.stderr[-4000:]
     assert sorted(cache.rglob("*.flac")) == clips
     rerun = json.loads(again.stdout.strip().splitlines()[-1])
-    assert rerun["spoken_mmlu_500"] == results["spoken_mmlu_500"]["acc,none"]
+    assert rerun["spoken_mmlu_anatomy"] == results["spoken_mmlu_anatomy"]["acc,none"]

@@ -48,8 +48,8 @@ def test_cache_reuses_and_keys_on_everything_that_changes_the_sound(tmp_path):
 def test_synthesis_off_names_the_command(tmp_path, monkeypatch):
     monkeypatch.setenv("LM_EVAL_AUDIO_SYNTH", "0")
     synth = Synthesizer(TTSConfig.from_env(cache_dir=tmp_path))
-    with pytest.raises(ClipMissingError, match=r"MMLU item x/1.*lm-eval-audio synth --task spoken_mmlu_500 --backend espeak"):
-        synth.clip("never synthesised", name="MMLU item x/1", hint="lm-eval-audio synth --task spoken_mmlu_500")
+    with pytest.raises(ClipMissingError, match=r"MMLU item x/1.*lm-eval-audio synth --task spoken_mmlu_seed --backend espeak"):
+        synth.clip("never synthesised", name="MMLU item x/1", hint="lm-eval-audio synth --task spoken_mmlu_seed")
     monkeypatch.setenv("LM_EVAL_AUDIO_SYNTH", "maybe")
     with pytest.raises(ValueError, match="LM_EVAL_AUDIO_SYNTH"):
         TTSConfig.from_env()
@@ -92,7 +92,7 @@ def test_killed_writer_leaves_no_valid_looking_clip(tmp_path):
 
 def test_synth_cli_reports_made_reused_failed(tmp_path, shared_data, cli_env):
     env = dict(cli_env, LM_EVAL_AUDIO_TTS_CACHE=str(tmp_path / "cache"))
-    cmd = [sys.executable, "-m", "lm_eval_audio.cli", "synth", "--task", "spoken_mmlu_500", "--backend", "espeak",
+    cmd = [sys.executable, "-m", "lm_eval_audio.cli", "synth", "--task", "spoken_mmlu_seed", "--backend", "espeak",
            "--limit", "3", "--mmlu-path", str(shared_data / "mmlu")]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]

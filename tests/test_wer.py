@@ -237,3 +237,25 @@ def test_normaliser_is_named_with_its_version():
     assert "EnglishTextNormalizer" in info["wer_normaliser"]
     assert info["wer_normaliser_version"] == f"transformers {version('transformers')}, jiwer {version('jiwer')}"
     assert len(info["wer_spelling_map_sha256"]) == 64 and info["wer_bootstrap_seed"] == wer.BOOTSTRAP_SEED
+
+
+def test_seed_wer_hand_worked():
+    from lm_eval_audio.wer import seed_wer
+
+    refs = ["MR. SMITH WENT TO ST. LOUIS.", "HELLO WORLD"]
+    hyps = ["Mister Smith went to saint Louis", "hello word"]
+    # One string each: "mister smith went to saint louis hello world" (8 words) against
+    # "mister smith went to saint louis hello word": one substitution.
+    assert seed_wer(refs, hyps) == pytest.approx(1 / 8)
+    # No Whisper normaliser: "colour"/"color" and "10"/"ten" count as errors, case and punctuation do not.
+    assert seed_wer(["The colour is ten."], ["the color is 10"]) == pytest.approx(2 / 4)
+    # Words align across utterance boundaries: a word moved to the next utterance costs nothing.
+    assert seed_wer(["a b", "c d"], ["a", "b c d"]) == 0.0
+    assert seed_wer([""], [""]) == 0.0
+
+
+def test_seed_wer_is_an_lm_eval_metric():
+    from lm_eval.api.registry import get_aggregation, get_metric
+
+    pairs = [get_metric("wer_seed")(["DR. NO"], ["doctor no"]), get_metric("wer_seed")(["YES"], ["no"])]
+    assert get_aggregation("wer_seed")(pairs) == pytest.approx(1 / 3)

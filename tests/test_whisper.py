@@ -255,3 +255,49 @@ def test_ctranslate2_tiny_en_transcribes_real_speech(ctranslate2_dir, lj, tmp_pa
     sf.write(stereo, np.stack([up, up * 0.8], axis=1), 44_100)
     again = model.generate_until(_requests([[str(stereo)]], gen))
     assert corpus_wer([pairs[1][1]], again) < 0.15, again
+
+
+# --- decoding=openai: openai-whisper's transcribe() defaults (the seed's Whisper run) ----------
+
+
+def test_openai_decoding_reaches_transformers_generate(tiny_whisper_dir, lj, monkeypatch):
+    model = WhisperLM(pretrained=str(tiny_whisper_dir), device="cpu", decoding="openai")
+    seen = []
+    real = model.backend.model.generate
+
+    def spy(input_features, **kwargs):
+        seen.append(kwargs)
+        return real(input_features, **kwargs)  # transformers must accept every setting
+
+    monkeypatch.setattr(model.backend.model, "generate", spy)
+    (text,) = model.generate_until(_requests([[str(lj[0][0])]], {"until": [], "max_gen_toks": 4}))
+    assert isinstance(text, str)
+    kwargs = seen[-1]
+    assert kwargs["temperature"] == (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    assert kwargs["logprob_threshold"] == -1.0 and kwargs["no_speech_threshold"] == 0.6
+    assert kwargs["compression_ratio_threshold"] == 1.35  # transformers' token-level equivalent of 2.4
+    assert kwargs["condition_on_prev_tokens"] is True and kwargs["return_timestamps"] is True
+    assert model.get_model_info()["whisper_decoding"] == "openai"
+    with pytest.raises(ValueError, match="decoding must be one of \\['greedy', 'openai'\\], got 'beam'"):
+        WhisperLM(pretrained=str(tiny_whisper_dir), device="cpu", decoding="beam")
+
+
+def test_openai_decoding_in_ctranslate2_is_faster_whispers_own(ctranslate2_dir, lj, monkeypatch):
+    model = WhisperLM(pretrained=str(ctranslate2_dir), backend="ctranslate2", device="cpu", decoding="openai")
+    seen = []
+    real = model.backend.model.transcribe
+
+    def spy(audio, **kwargs):
+        seen.append(kwargs)
+        return real(audio, **kwargs)
+
+    monkeypatch.setattr(model.backend.model, "transcribe", spy)
+    pairs = lj[:2]
+    texts = model.generate_until(_requests([[audio_ref(p)] for p, _ in pairs], {"until": [], "max_gen_toks": 128}))
+    assert corpus_wer([t for _, t in pairs], texts) < 0.15, texts
+    kwargs = seen[-1]
+    assert kwargs["temperature"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert (kwargs["compression_ratio_threshold"], kwargs["log_prob_threshold"], kwargs["no_speech_threshold"]) \
+        == (2.4, -1.0, 0.6)
+    assert kwargs["condition_on_previous_text"] is True and kwargs["without_timestamps"] is False
+    assert (kwargs["beam_size"], kwargs["best_of"]) == (1, 1)  # openai-whisper's transcribe(): greedy, one sample

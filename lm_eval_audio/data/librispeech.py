@@ -10,15 +10,15 @@ Sources
   '{"librispeech_dir": "/data/LibriSpeech"}'`): the original OpenSLR layout,
   `<dir>/<split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac` with one
   `<speaker>-<chapter>.trans.txt` per chapter (`<utterance id> <TRANSCRIPT>` per line). `<dir>`
-  may also be the folder that holds `LibriSpeech/`. Utterances are ordered by id (speaker,
-  chapter, utterance, numerically).
+  may also be the folder that holds `LibriSpeech/`.
 - Hub (when `librispeech_dir` is not set): `openslr/librispeech_asr`, configs `clean`/`other`,
-  splits `validation`/`test`, in the hub's row order, audio cast to `decode=False` and written once
-  into the cache folder. A `limit` (the 200-utterance subset) streams only the rows it needs.
+  splits `validation`/`test`, audio cast to `decode=False`; only the rows kept are written into
+  the cache folder.
 
-Subsets by position (`librispeech_dev_clean_200`: the seed study's first 200 dev-clean
-utterances) follow the source's order, so the hub and a local folder give different subsets:
-the hub's order is that of the original archive, not sorted by id.
+Order: every source is ordered by utterance id (`speaker-chapter-utterance`) **as a string**,
+as torchaudio's `LIBRISPEECH` (the seed study's loader) orders it; so `librispeech_dev_clean_200`
+(`limit: 200`) is the seed's first 200 dev-clean utterances from the hub and from a folder
+alike, whatever order the hub's rows or the folder walk come in.
 """
 
 from __future__ import annotations
@@ -60,11 +60,6 @@ def _split(name: str) -> Split:
     return SPLITS[key]
 
 
-def _id_key(utt_id: str) -> tuple:
-    parts = utt_id.split("-")
-    return tuple(int(p) if p.isdigit() else p for p in parts)
-
-
 def _split_dir(root: Path, split: Split) -> Path:
     for candidate in (root / split.folder, root / "LibriSpeech" / split.folder):
         if candidate.is_dir():
@@ -85,7 +80,7 @@ def _find_audio(chapter_dir: Path, utt_id: str, where: str) -> Path | None:
 
 
 def read_local_rows(root: str | Path, split: str) -> list[dict]:
-    """Utterances of one split of a local LibriSpeech folder, ordered by id."""
+    """Utterances of one split of a local LibriSpeech folder, ordered by id as a string."""
     from lm_eval_audio.audio import audio_ref
 
     root = Path(root).expanduser()
@@ -112,31 +107,32 @@ def read_local_rows(root: str | Path, split: str) -> list[dict]:
                 raise FileNotFoundError(f"{where}: no audio file {utt_id}.flac (or .wav) in {trans.parent}")
             rows.append({"id": utt_id, "speaker_id": parts[0], "chapter_id": parts[1],
                          "text": text.strip(), "audio": audio_ref(audio)})
-    rows.sort(key=lambda r: _id_key(r["id"]))
+    rows.sort(key=lambda r: r["id"])
     return rows
 
 
 def read_hub_rows(split: str, *, limit: int | None = None, path: str = HUB_PATH,
                   revision: str | None = None) -> list[dict]:
-    """Utterances of one split from the hub, in the hub's order (the first `limit` if given)."""
+    """Utterances of one split from the hub, ordered by id as a string (the first `limit` if given)."""
     import datasets
 
     s = _split(split)
     try:
-        ds = datasets.load_dataset(path, s.hub_config, split=s.hub_split, revision=revision,
-                                   streaming=limit is not None)
+        ds = datasets.load_dataset(path, s.hub_config, split=s.hub_split, revision=revision)
     except Exception as e:
         raise RuntimeError(
             f"could not load {path} ({s.hub_config}/{s.hub_split}) from the hub: {e}. Offline, point "
             f"the task at a local copy with --metadata '{{\"librispeech_dir\": \"/path/to/LibriSpeech\"}}'"
         ) from e
+    # The whole split is needed to find the first ids; only the id column is read to sort.
+    ids = ds["id"]
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    ds = ds.select(order[:limit] if limit is not None else order)
     ds = ds.cast_column("audio", datasets.Audio(decode=False))
-    if limit is not None:
-        ds = ds.take(limit)
     keep = ("id", "speaker_id", "chapter_id", "text", "audio")
     # A generator, so each clip's bytes are written to the cache and dropped before the next.
     rows = materialise_column(({k: row[k] for k in keep if k in row} for row in ds), "audio",
-                              what=f"librispeech {s.folder}", total=limit if limit is not None else len(ds))
+                              what=f"librispeech {s.folder}", total=len(ds))
     for row in rows:
         row["speaker_id"], row["chapter_id"] = str(row.get("speaker_id", "")), str(row.get("chapter_id", ""))
     return rows

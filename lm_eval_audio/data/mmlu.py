@@ -27,10 +27,9 @@ ENV_MMLU_PATH = "LM_EVAL_AUDIO_MMLU_PATH"
 HUB_ID = "cais/mmlu"
 LETTERS = ("A", "B", "C", "D")
 SPLITS = ("test", "dev")
-SEED_SUBSET_SIZE = 500
 
-# The seed study's generation protocol puts this instruction before the question (spoken
-# inside the clip for speech; written for text).
+# The full-MMLU generation tasks (spoken_mmlu_gen, mmlu_twin_gen) put this instruction before
+# the question, spoken inside the clip or written. The seed study's own strings are in seed_mmlu.py.
 INSTRUCTION = (
     "Answer the following multiple choice question. "
     "Reply with the letter of the correct answer: A, B, C or D."
@@ -135,20 +134,6 @@ def load_mmlu(subject: str = "all", mmlu_path: str | os.PathLike | None = None):
     return _load_hub(source, subject)
 
 
-def item_length(doc: dict) -> int:
-    """The seed's length measure: characters of the question plus its four choices."""
-    return len(doc["question"]) + sum(len(c) for c in doc["choices"])
-
-
-def shortest_items(dataset, n: int = SEED_SUBSET_SIZE):
-    """The `n` shortest items (by `item_length`), shortest first; ties keep dataset order."""
-    if n > len(dataset):
-        raise MMLUDataError(f"asked for the {n} shortest items of a split with {len(dataset)}")
-    lengths = [len(q) + sum(len(c) for c in ch) for q, ch in zip(dataset["question"], dataset["choices"])]
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))[:n]
-    return dataset.select(order)
-
-
 def question_block(doc: dict) -> str:
     """Question and lettered alternatives: what both the speech and the text present."""
     lines = [doc["question"].strip()]
@@ -167,29 +152,28 @@ def text_prompt(doc: dict, *, instruction: bool = False) -> str:
     return speech_text(doc, instruction=instruction) + "\nAnswer:"
 
 
-def spoken_clip(doc: dict, *, instruction: bool = False, synth_task: str | None = None) -> dict:
-    """An `audio_ref` to the cached clip speaking this document (synthesised when missing)."""
+def spoken_clip_of(doc: dict, text: str, *, synth_task: str | None = None) -> dict:
+    """An `audio_ref` to the cached clip speaking `text` for this document (synthesised when
+    missing); `synth_task` is the task named in the "run this command" error of a missing clip."""
     from lm_eval_audio.audio import audio_ref
     from lm_eval_audio.tts import get_synthesizer
 
     name = f"MMLU item {doc.get('mmlu_id', doc['question'][:40])}"
     hint = f"lm-eval-audio synth --task {synth_task}" if synth_task else None
-    path = get_synthesizer().clip(speech_text(doc, instruction=instruction), name=name, hint=hint)
+    path = get_synthesizer().clip(text, name=name, hint=hint)
     return audio_ref(path)
 
 
-def load_for_task(subject: str = "all", shortest: int | None = None, synth_task: str | None = None,
-                  mmlu_path: str | None = None, **_run_metadata):
+def spoken_clip(doc: dict, *, instruction: bool = False, synth_task: str | None = None) -> dict:
+    """The clip of the full-MMLU spoken tasks: [instruction +] question and alternatives."""
+    return spoken_clip_of(doc, speech_text(doc, instruction=instruction), synth_task=synth_task)
+
+
+def load_for_task(subject: str = "all", mmlu_path: str | None = None, **_run_metadata):
     """The dataset of one spoken-MMLU / text-twin task (lm-eval's `custom_dataset` hook).
 
     lm-eval calls it with the YAML's `dataset_kwargs` plus the run's metadata (which also holds
-    the model arguments and the task version: ignored here). `shortest=N` keeps the N shortest
-    test items; `synth_task` is the task named in "run this command" errors of missing clips.
+    the model arguments and the task version: ignored here). Documents hold the item only: run
+    settings stay out of them, so the same item is the same document in every run.
     """
-    data = load_mmlu(subject, mmlu_path)
-    if shortest:
-        data["test"] = shortest_items(data["test"], int(shortest))
-    if synth_task:
-        for split in list(data):
-            data[split] = data[split].add_column("synth_task", [synth_task] * len(data[split]))
-    return data
+    return load_mmlu(subject, mmlu_path)

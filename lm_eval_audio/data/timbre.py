@@ -304,3 +304,33 @@ def load_timbre_range(timbre_range_dir: str | None = None, **_ignored: Any):
     if timbre_range_dir:
         return load_local(timbre_range_dir)
     return load_hub()
+
+
+SOURCES = ("hub", "synth")
+
+
+def load_seed_split(split: str = "train", limit: int | None = None, timbre_range_dir: str | None = None,
+                    timbre_range_source: str | None = None, **_ignored: Any):
+    """The seed study's timbre items: the first `limit` of `split`, in the source's order.
+
+    Returns a DatasetDict whose `test` split holds those items (what the task scores) and whose
+    `train` split holds the first `limit` train items (what the seed fine-tuned on), so that
+    `finetune` trains on exactly the items the seed's adapter saw. The source is the real
+    dataset (`timbre_range_dir`, else the hub) unless `timbre_range_source` is "synth": the
+    generated stand-in, which has the real dataset's train/validation/test splits.
+    """
+    import datasets
+
+    source = timbre_range_source or "hub"
+    if source not in SOURCES:
+        raise ValueError(f"timbre_range_source must be one of {SOURCES}, got {source!r}")
+    data = load_synth() if source == "synth" else load_timbre_range(timbre_range_dir)
+    for name in ("train", split):
+        if name not in data:
+            raise ValueError(f"timbre_range ({timbre_range_dir or source}): no {name!r} split")
+
+    def first(name: str):
+        ds = data[name]
+        return ds.select(range(min(int(limit), len(ds)))) if limit is not None else ds
+
+    return datasets.DatasetDict({"train": first("train"), "test": first(split)})

@@ -160,15 +160,17 @@ class ChoiceFilter(Filter):
     """lm-eval filter: each response -> `Extracted` letter A-D, or UNMAPPED.
 
     `judge`: None (default) reads `LM_EVAL_AUDIO_JUDGE` (a chat model name such as
-    gpt-4o-mini; unset or 0 = off); "off" forces it off. The judge only sees answers that the
-    rules leave unmapped, and its verdicts are cached.
+    gpt-4o-mini; unset or 0 = off); "off" forces it off. Its verdicts are cached.
+    `judge_protocol`: "ours" (default): the judge sees only the answers the rules leave
+    unmapped, with our prompt; "seed": the seed study's cleaning, every answer sent with the
+    seed's exact prompt (`lm_eval_audio.judge`), the rules deciding only while the judge is off.
     """
 
-    def __init__(self, judge: str | None = None, **kwargs) -> None:
+    def __init__(self, judge: str | None = None, judge_protocol: str = "ours", **kwargs) -> None:
         super().__init__(**kwargs)
         from lm_eval_audio.judge import judge_from_setting
 
-        self.judge = judge_from_setting(judge)
+        self.judge = judge_from_setting(judge, protocol=judge_protocol)
 
     def apply(self, resps: Iterable[Sequence[str]], docs: Sequence[dict]) -> list[list[Extracted]]:
         """Map every response of every document (lm-eval's filter interface)."""
@@ -177,8 +179,14 @@ class ChoiceFilter(Filter):
             choices = doc.get("choices") if isinstance(doc, dict) else None
             mapped = []
             for resp in doc_resps:
-                letter, method = extract_choice(resp, choices)
-                if letter == UNMAPPED and self.judge is not None and isinstance(resp, str) and resp.strip():
+                if self.judge is not None and self.judge.sees_every_answer and isinstance(resp, str):
+                    # The seed's cleaning: the judge's reading is the answer, BLANK unmapped.
+                    verdict = self.judge.decide(doc, resp)
+                    letter, method = (verdict, "judge") if verdict else (UNMAPPED, "judge_blank")
+                else:
+                    letter, method = extract_choice(resp, choices)
+                if letter == UNMAPPED and self.judge is not None and not self.judge.sees_every_answer \
+                        and isinstance(resp, str) and resp.strip():
                     verdict = self.judge.decide(doc, resp)
                     if verdict is not None:
                         letter, method = verdict, "judge"
@@ -188,6 +196,39 @@ class ChoiceFilter(Filter):
         if unmapped:
             logger.info("choice_letter: %d of %d answers could not be mapped to A-D", unmapped, len(out))
         return out
+
+
+class StrictLetterFilter(Filter):
+    """lm-eval filter `strict_letter`: the seed's audio-only rule. An answer counts only when,
+    stripped of surrounding white space, it is exactly one of the letters A-D; anything else
+    (prose, "B.", "(B)") is UNMAPPED."""
+
+    def apply(self, resps: Iterable[Sequence[str]], docs: Sequence[dict]) -> list[list[Extracted]]:
+        """Map every response of every document (lm-eval's filter interface)."""
+        out = []
+        for doc_resps in resps:
+            out.append([Extracted(r.strip(), "strict") if isinstance(r, str) and r.strip() in LETTERS
+                        else Extracted(UNMAPPED, "strict") for r in doc_resps])
+        return out
+
+
+def exact_match_answered(references: Sequence, predictions: Sequence[str], **kwargs) -> tuple[int, int]:
+    """(correct, answered) of one item; aggregated by `answered_accuracy` over the answered items."""
+    answered = str(predictions[0]) in LETTERS
+    return int(answered and str(predictions[0]) == str(references[0]).strip()), int(answered)
+
+
+def answered_accuracy(items: Sequence[tuple[int, int]]) -> float:
+    """Accuracy over the answered items only (the seed's "Answered"): sum(correct) / sum(answered).
+
+    NaN, with a warning, when no item was answered: there is no accuracy to report.
+    """
+    correct = sum(c for c, _ in items)
+    answered = sum(a for _, a in items)
+    if answered == 0:
+        logger.warning("exact_match_answered: none of %d items was answered; reporting NaN", len(items))
+        return float("nan")
+    return correct / answered
 
 
 def extraction_failure(references: Sequence, predictions: Sequence[str], **kwargs) -> float:

@@ -69,3 +69,17 @@ class LabelIndexFilter(Filter):
 
     def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[list[str]]:
         return [[self.parse(r) for r in inst] for inst in resps]
+
+
+class StrictLabelFilter(Filter):
+    """`strict_label`: the seed study's timbre scoring. An answer counts only when it is exactly
+    one of the index digits ("0", "1", ... as the seed compared the raw response with the label
+    digit); anything else becomes `fallback`, counted by the task's parse-failure metric."""
+
+    def __init__(self, n_labels: int = 3, fallback: str = INVALID, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.digits = {str(i) for i in range(int(n_labels))}
+        self.fallback = fallback
+
+    def apply(self, resps: Iterable[list[str]], docs: list[dict]) -> list[list[str]]:
+        return [[r if r in self.digits else self.fallback for r in inst] for inst in resps]

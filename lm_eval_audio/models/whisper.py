@@ -15,9 +15,23 @@ model_args: `pretrained` (hub id or local folder; default `openai/whisper-large-
 `language` (default `en`; ignored by English-only `.en` checkpoints), `task` (`transcribe` or
 `translate`), `num_beams` (default 1: greedy, as lm-eval decodes), `dtype` (transformers:
 auto|float32|float16|bfloat16), `compute_type` (ctranslate2: default|int8|float16|...),
-`cpu_threads` (ctranslate2), `audio_control` / `audio_control_seed` (none | silence | shuffle,
-`lm_eval_audio.controls`), `verify_batch` (rescore N sampled clips alone, `lm_eval_audio.verify`),
-plus lm-eval's `batch_size` and `device`.
+`cpu_threads` (ctranslate2), `decoding` (see below), `audio_control` / `audio_control_seed` (none |
+silence | shuffle, `lm_eval_audio.controls`), `verify_batch` (rescore N sampled clips alone,
+`lm_eval_audio.verify`), plus lm-eval's `batch_size` and `device`.
+
+`decoding=` chooses how a clip is decoded:
+- `greedy` (default): one pass at temperature 0, no timestamps, no conditioning on earlier
+  windows; the same decoding in both backends, and what lm-eval's other models do.
+- `openai`: openai-whisper's `model.transcribe()` defaults, as the seed study ran Whisper:
+  temperature fallback 0.0, 0.2, ..., 1.0 (a pass is redone hotter when its compression ratio
+  exceeds 2.4 or its mean log-probability is below -1.0; a window whose no-speech probability
+  exceeds 0.6 with a low log-probability is silence), conditioning on the previous window's
+  text, timestamps on, one sample per temperature (`best_of` 1) and greedy at 0 (`beam_size`
+  None there, i.e. num_beams 1). CTranslate2: faster-whisper's `transcribe` implements exactly
+  this algorithm, given these values. transformers: `generate` gets the same temperatures and
+  thresholds, except that its compression ratio is measured on token ids, not on the text's
+  gzip size, so its threshold is transformers' documented equivalent, 1.35; this is as close as
+  transformers allows.
 
 The task's text prompt is not used: Whisper conditions on audio only. Each request must carry
 exactly one clip (`doc_to_audio`), decoded by `lm_eval_audio.audio` when its batch runs.
@@ -33,6 +47,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,6 +68,28 @@ DEFAULT_PRETRAINED = "openai/whisper-large-v3"
 BACKENDS = ("transformers", "ctranslate2")
 MAX_TARGET_TOKENS = 440  # Whisper's decoder holds 448 positions, a few of them prompt tokens
 _CHUNK_SAMPLES = 30 * SAMPLE_RATE
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """One way of decoding a clip (see the module docstring); the same values reach both backends."""
+
+    temperatures: tuple[float, ...] = (0.0,)
+    compression_ratio_threshold: float | None = None  # on the text's gzip ratio (openai-whisper)
+    log_prob_threshold: float | None = None
+    no_speech_threshold: float | None = None
+    condition_on_previous_text: bool = False
+    timestamps: bool = False
+    # transformers measures compression on token ids; its documented equivalent of 2.4.
+    transformers_compression_ratio_threshold: float | None = None
+
+
+DECODINGS: dict[str, Decoding] = {
+    "greedy": Decoding(),
+    "openai": Decoding(temperatures=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0), compression_ratio_threshold=2.4,
+                       log_prob_threshold=-1.0, no_speech_threshold=0.6, condition_on_previous_text=True,
+                       timestamps=True, transformers_compression_ratio_threshold=1.35),
+}
 
 
 class _TransformersBackend:
@@ -76,7 +113,7 @@ class _TransformersBackend:
         self.multilingual = bool(getattr(self.model.generation_config, "is_multilingual", False))
 
     def transcribe(self, audios: list[np.ndarray], *, language: str, task: str, num_beams: int,
-                   max_new_tokens: int, gen: dict) -> list[str]:
+                   max_new_tokens: int, gen: dict, decoding: Decoding) -> list[str]:
         long_form = any(a.shape[0] > _CHUNK_SAMPLES for a in audios)
         # Short clips are padded to Whisper's 30 s window; a batch of longer clips keeps each
         # clip's full length, as transformers' long-form (timestamp) generation requires.
@@ -87,8 +124,15 @@ class _TransformersBackend:
                                       attention_mask=feats.attention_mask.to(self.device), **gen)
         if self.multilingual:
             kwargs.update(language=language, task=task)
-        if long_form:
+        if long_form or decoding.timestamps:
             kwargs.update(return_timestamps=True)
+        if len(decoding.temperatures) > 1:
+            kwargs.update(temperature=decoding.temperatures,
+                          compression_ratio_threshold=decoding.transformers_compression_ratio_threshold,
+                          logprob_threshold=decoding.log_prob_threshold,
+                          no_speech_threshold=decoding.no_speech_threshold,
+                          condition_on_prev_tokens=decoding.condition_on_previous_text)
+            kwargs.pop("do_sample", None)  # the fallback ladder decides when to sample
         with self.torch.inference_mode():
             out = self.model.generate(feats.input_features.to(self.device, self.dtype), **kwargs)
         sequences = out["sequences"] if isinstance(out, dict) else out
@@ -115,20 +159,26 @@ class _CTranslate2Backend:
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
     def _one(self, audio: np.ndarray, language: str, task: str, num_beams: int, max_new_tokens: int,
-             gen: dict) -> str:
-        # One temperature, no fallback ladder, no VAD, no conditioning on earlier windows: the
-        # same greedy decoding the transformers backend does.
+             gen: dict, decoding: Decoding) -> str:
+        # faster-whisper's own defaults differ (beam 5, best_of 5): every value is passed. No VAD.
+        if len(decoding.temperatures) > 1:
+            temperature: float | list[float] = list(decoding.temperatures)
+        else:
+            temperature = float(gen.get("temperature", decoding.temperatures[0]))
         segments, _ = self.model.transcribe(
             audio, language=language if self.multilingual else None, task=task, beam_size=num_beams,
-            temperature=float(gen.get("temperature", 0.0)), without_timestamps=True,
-            condition_on_previous_text=False, vad_filter=False, max_new_tokens=max_new_tokens,
+            best_of=1, patience=1, temperature=temperature,
+            compression_ratio_threshold=decoding.compression_ratio_threshold,
+            log_prob_threshold=decoding.log_prob_threshold, no_speech_threshold=decoding.no_speech_threshold,
+            condition_on_previous_text=decoding.condition_on_previous_text,
+            without_timestamps=not decoding.timestamps, vad_filter=False, max_new_tokens=max_new_tokens,
         )
         return "".join(s.text for s in segments).strip()  # the generator does the decoding
 
     def transcribe(self, audios: list[np.ndarray], *, language: str, task: str, num_beams: int,
-                   max_new_tokens: int, gen: dict) -> list[str]:
+                   max_new_tokens: int, gen: dict, decoding: Decoding) -> list[str]:
         def one(audio: np.ndarray) -> str:
-            return self._one(audio, language, task, num_beams, max_new_tokens, gen)
+            return self._one(audio, language, task, num_beams, max_new_tokens, gen, decoding)
 
         if len(audios) == 1:
             return [one(audios[0])]
@@ -156,18 +206,23 @@ class WhisperLM(AudioModelSupport, LM):
         cpu_threads: int = 0,
         revision: str | None = None,
         max_batch_size: int | None = None,
+        decoding: str = "greedy",
         audio_control: str = "none",
         audio_control_seed: int = DEFAULT_SEED,
         verify_batch: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__()
+        if decoding not in DECODINGS:
+            raise ValueError(f"whisper: decoding must be one of {sorted(DECODINGS)}, got {decoding!r}")
+        self.decoding_name, self.decoding = decoding, DECODINGS[decoding]
         if kwargs:
             raise TypeError(f"whisper: unknown model_args {sorted(kwargs)}; see lm_eval_audio.models.whisper")
         self._init_support(
             "whisper", audio_control=audio_control, audio_control_seed=audio_control_seed, verify_batch=verify_batch,
             model_args=dict(pretrained=pretrained, backend=backend, language=language, task=task,
-                            num_beams=num_beams, dtype=dtype, compute_type=compute_type, revision=revision),
+                            num_beams=num_beams, dtype=dtype, compute_type=compute_type, revision=revision,
+                            decoding=decoding),
         )
         if backend not in BACKENDS:
             raise ValueError(f"whisper: backend must be one of {BACKENDS}, got {backend!r}")
@@ -256,7 +311,8 @@ class WhisperLM(AudioModelSupport, LM):
         """Backend, checkpoint and decoding settings, plus the run's RTFx figures."""
         return {"whisper_backend": self.backend_name, "whisper_pretrained": self.pretrained,
                 "whisper_language": self.language, "whisper_task": self.task,
-                "whisper_num_beams": self.num_beams, **self.protocol_info()}
+                "whisper_num_beams": self.num_beams, "whisper_decoding": self.decoding_name,
+                **self.protocol_info()}
 
     def identity_fields(self) -> dict:
         """Model args that can change a transcript, the resolved dtype, and the checkpoint's fingerprint."""
@@ -301,7 +357,7 @@ class WhisperLM(AudioModelSupport, LM):
         seconds = sum(a.shape[0] for a in audios) / SAMPLE_RATE
         with self.rtfx.measure(first["task"], seconds, clips=len(audios)) if measure else nullcontext():
             texts = self.backend.transcribe(audios, language=self.language, task=self.task, num_beams=num_beams,
-                                            max_new_tokens=max_new_tokens, gen=gen)
+                                            max_new_tokens=max_new_tokens, gen=gen, decoding=self.decoding)
         return [postprocess_generated_text(t, until, None) for t in texts]
 
 

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the `synth` subcommand."""
     parser.add_argument("--task", required=True, action="append",
-                        help="lm-eval task or group with doc_to_audio (e.g. spoken_mmlu_500); repeatable")
+                        help="lm-eval task or group with doc_to_audio (e.g. spoken_mmlu_seed); repeatable")
     parser.add_argument("--backend", choices=["espeak", "openai"], default=None,
                         help="speech engine (default: $LM_EVAL_AUDIO_TTS_BACKEND, else espeak)")
     parser.add_argument("--voice", default=None, help="espeak voice (en-us) or OpenAI voice (alloy)")

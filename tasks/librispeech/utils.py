@@ -39,3 +39,10 @@ def unwrap_transcript(text: str) -> str:
 def unwrap_transcripts(resps, docs):
     """lm-eval `custom` filter: `unwrap_transcript` on every response of every doc."""
     return [[unwrap_transcript(r) for r in doc_resps] for doc_resps in resps]
+
+
+def load_asr_synth(**_metadata):
+    """`custom_dataset` of asr_synth: synthesised Harvard sentences (lm_eval_audio.data.asr_synth)."""
+    from lm_eval_audio.data.asr_synth import load_asr_synth as load
+
+    return load()

@@ -76,8 +76,6 @@ def main() -> None:
         gen = family.endswith("_gen")
         for subject, category in SUBJECTS.items():
             kwargs = {"subject": subject}
-            if spoken:
-                kwargs["synth_task"] = family
             _dump(out / f"{family}_{subject}.yaml", {
                 "include": template,
                 "task": f"{family}_{subject}",

@@ -12,9 +12,9 @@ def load_dataset(**kwargs):
 
 def doc_to_audio(doc: dict) -> list[dict]:
     """The clip of the question and its four alternatives (a lazy reference, not samples)."""
-    return [spoken_clip(doc, instruction=False, synth_task=doc.get("synth_task"))]
+    return [spoken_clip(doc, instruction=False, synth_task="spoken_mmlu")]
 
 
 def doc_to_audio_gen(doc: dict) -> list[dict]:
     """The clip of the instruction, question and alternatives (the seed's generation protocol)."""
-    return [spoken_clip(doc, instruction=True, synth_task=doc.get("synth_task"))]
+    return [spoken_clip(doc, instruction=True, synth_task="spoken_mmlu_gen")]

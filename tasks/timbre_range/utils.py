@@ -15,6 +15,13 @@ def load_real(timbre_range_dir=None, **_metadata):
     return timbre.load_timbre_range(timbre_range_dir)
 
 
+def load_seed(split="train", limit=None, timbre_range_dir=None, timbre_range_source=None, **_metadata):
+    """The seed's items (first `limit` of `split`): the real data, or with
+    `--metadata '{"timbre_range_source": "synth"}'` the generated stand-in (offline)."""
+    return timbre.load_seed_split(split, limit, timbre_range_dir=timbre_range_dir,
+                                  timbre_range_source=timbre_range_source)
+
+
 def doc_to_audio(doc):
     """One clip per doc, as a file reference the model decodes when its batch runs."""
     return [doc["audio"]]

@@ -1,0 +1,173 @@
+"""The seed study's MMLU, item for item: the embedded subset, its order, and every seed string in
+what the model receives (read from --log_samples output of a real `lm_eval` run)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lm_eval_audio.data import seed_mmlu
+
+REPO = Path(__file__).resolve().parents[1]
+SEED_PROTOCOL = REPO.parent / "shared" / "SEED_PROTOCOL.md"
+TASKS = ["spoken_mmlu_seed", "mmlu_seed", "mmlu_seed_backbone", "spoken_mmlu_seed_mc", "mmlu_seed_mc"]
+LIMIT = 3
+
+
+@pytest.fixture(scope="module")
+def protocol_strings() -> set[str]:
+    """Every `code span` of SEED_PROTOCOL.md, with its written `\\n` read as a newline."""
+    if not SEED_PROTOCOL.is_file():
+        pytest.skip(f"{SEED_PROTOCOL} not found (the team's shared folder)")
+    spans = re.findall(r"`([^`\n]+)`", SEED_PROTOCOL.read_text(encoding="utf-8"))
+    return {s.replace("\\n", "\n") for s in spans}
+
+
+def _csv_rows(mmlu_dir: Path) -> list[dict]:
+    from lm_eval_audio.data.mmlu import load_mmlu
+
+    return load_mmlu("all", mmlu_dir)["test"].to_list()
+
+
+def test_embedded_items_are_the_csv_selection(shared_data):
+    embedded = seed_mmlu.embedded_items()
+    assert len(embedded) == 501
+    lengths = [len(item["question"]) for item in embedded]
+    assert lengths == sorted(lengths) and embedded[0]["question"] == "IBS\n"  # stored strings, not stripped
+    from_csv = seed_mmlu.seed_items(shared_data / "mmlu")
+    assert [i["mmlu_id"] for i in from_csv] == [i["mmlu_id"] for i in embedded]
+    assert from_csv == embedded  # questions, choices, answers too
+
+
+def test_seed_pandas_code_selects_the_same_items(shared_data):
+    import pandas as pd
+
+    rows = _csv_rows(shared_data / "mmlu")
+    df = pd.DataFrame(rows)
+    # The seed's own lines: choices is a list column, so .str.len() is 4 on every row.
+    df["prompt_length"] = df.question.str.len() + df.choices.str.len()
+    df = df.sort_values(by="prompt_length", ignore_index=True)
+    pandas_ids = list(df.loc[:500].mmlu_id)
+    ours = [i["mmlu_id"] for i in seed_mmlu.embedded_items()]
+    assert len(pandas_ids) == 501
+    only_pandas, only_ours = set(pandas_ids) - set(ours), set(ours) - set(pandas_ids)
+    assert len(set(ours) & set(pandas_ids)) >= 500 and len(only_ours) == len(only_pandas) <= 1
+    length = {r["mmlu_id"]: len(r["question"]) for r in rows}
+    boundary = len(seed_mmlu.embedded_items()[-1]["question"])
+    assert boundary == 32 and all(length[i] == boundary for i in only_pandas | only_ours)
+
+
+def test_strings_are_the_seed_protocol(protocol_strings):
+    for template in (seed_mmlu.SPOKEN_TEMPLATE, seed_mmlu.ITEM_TEMPLATE, seed_mmlu.JUDGE_TEMPLATE):
+        assert template in protocol_strings
+    assert seed_mmlu.BACKBONE_PREFIX in protocol_strings
+    doc = {"question": "Q?\n", "choices": ["a", "b", "c", "d"], "answer": 0, "mmlu_id": "x/0"}
+    assert seed_mmlu.judge_prompt(doc, "it is b").endswith(
+        "\nalternatives: A. a\nB. b\nC. c\nD. d\nAnswer:\nmodel answer: it is b")
+
+
+def test_bad_embedded_file_is_named(tmp_path, monkeypatch):
+    bad = tmp_path / "seed.jsonl"
+    bad.write_text('{"mmlu_id": "x/0"}\n')
+    monkeypatch.setattr(seed_mmlu, "EMBEDDED", bad)
+    with pytest.raises(seed_mmlu.SeedItemsError, match=r"seed.jsonl:1: missing \['subject', 'question'"):
+        seed_mmlu.embedded_items()
+
+
+def test_strict_letter_filter_is_the_seed_rule():
+    from lm_eval_audio.filters.choice import UNMAPPED, StrictLetterFilter, answered_accuracy, exact_match_answered
+
+    out = StrictLetterFilter().apply([["B"], [" C\n"], ["B."], ["The answer is A"], ["a"]], [{}] * 5)
+    assert [o[0] for o in out] == ["B", "C", UNMAPPED, UNMAPPED, UNMAPPED]
+    items = [exact_match_answered(["B"], ["B"]), exact_match_answered(["B"], ["C"]),
+             exact_match_answered(["B"], [UNMAPPED])]
+    assert items == [(1, 1), (0, 1), (0, 0)] and answered_accuracy(items) == 0.5
+
+
+@pytest.fixture(scope="module")
+def seed_run(tiny_model_dir, tmp_path_factory, make_cli_env):
+    """One real `lm_eval` run of the five seed MMLU tasks, chat template on, samples logged."""
+    tmp = tmp_path_factory.mktemp("seed-run")
+    env = dict(make_cli_env(tmp), LM_EVAL_AUDIO_TTS_CACHE=str(tmp / "tts"), LM_EVAL_AUDIO_TTS_BACKEND="espeak")
+    env.pop("LM_EVAL_AUDIO_JUDGE", None)
+    out = tmp / "out"
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "qwen2audio", "--model_args", f"pretrained={tiny_model_dir}",
+           "--device", "cpu", "--batch_size", "4", "--tasks", ",".join(TASKS), "--limit", str(LIMIT),
+           "--apply_chat_template", "--log_samples", "--output_path", str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    samples = {}
+    for task in TASKS:
+        (path,) = out.rglob(f"samples_{task}_20*.jsonl")
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        samples[task] = sorted(rows, key=lambda s: (s["filter"], s["doc_id"]))
+    (results,) = out.rglob("results_*.json")
+    return json.loads(results.read_text()), samples
+
+
+@pytest.mark.slow
+def test_model_receives_the_seed_strings(seed_run, tiny_model_dir, protocol_strings):
+    from transformers import AutoProcessor
+
+    from lm_eval_audio.prompts import build_prompt
+
+    results, all_samples = seed_run
+    items = seed_mmlu.embedded_items()[:LIMIT]
+    system = "<|im_start|>system\n{}<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
+    text_system = next(s for s in protocol_strings if s.startswith("Give ONLY the letter"))
+    samples = {}
+    for task in TASKS:
+        for filt in {s["filter"] for s in all_samples[task]}:  # the seed's order, under every filter
+            assert [s["doc"]["mmlu_id"] for s in all_samples[task] if s["filter"] == filt] == [i["mmlu_id"] for i in items]
+        samples[task] = [s for s in all_samples[task] if s["filter"] in ("strict", "none")]
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    seed_conversation = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "audio", "audio_url": "clip.wav"}]}],
+        add_generation_prompt=True, tokenize=False)
+    for item, s in zip(items, samples["spoken_mmlu_seed"]):
+        # The clip speaks the seed's text, and the model gets exactly the seed's conversation.
+        assert s["doc"]["speech_text"] == seed_mmlu.SPOKEN_TEMPLATE.format(
+            question=item["question"], **dict(zip("ABCD", item["choices"])))
+        context, gen_kwargs, audio = s["arguments"]["gen_args_0"].values()
+        assert build_prompt(context, 1, mode="audio") == seed_conversation
+        assert gen_kwargs == {"until": [], "max_gen_toks": 8, "do_sample": False}
+        assert Path(audio["audio"][0]["path"]).is_file()
+    for item, s in zip(items, samples["mmlu_seed"]):
+        context = s["arguments"]["gen_args_0"]["arg_0"]
+        assert context == system.format(text_system, seed_mmlu.item_text(item))
+    for item, s in zip(items, samples["mmlu_seed_backbone"]):
+        context = s["arguments"]["gen_args_0"]["arg_0"]
+        assert context == system.format("You are a helpful assistant.", seed_mmlu.BACKBONE_PREFIX + seed_mmlu.item_text(item))
+    for task, twin in (("spoken_mmlu_seed_mc", "spoken_mmlu_seed"), ("mmlu_seed_mc", "mmlu_seed")):
+        for s, g in zip(samples[task], samples[twin]):
+            args = list(s["arguments"].values())
+            assert [a["arg_1"] for a in args] == ["A", "B", "C", "D"]  # the assistant's first token
+            assert all(a["arg_0"] == g["arguments"]["gen_args_0"]["arg_0"] for a in args)
+
+
+@pytest.mark.slow
+def test_seed_metrics_are_consistent(seed_run):
+    results, samples = seed_run
+    for task in ("spoken_mmlu_seed", "mmlu_seed", "mmlu_seed_backbone"):
+        r = results["results"][task]
+        for filt in ("strict", "choice"):
+            per_item = [s for s in samples[task] if s["filter"] == filt]
+            assert len(per_item) == LIMIT
+            answered = [s for s in per_item if s["filtered_resps"][0][0] in ("A", "B", "C", "D")]
+            correct = [s for s in answered if s["filtered_resps"][0][0] == s["target"]]
+            assert r[f"exact_match,{filt}"] == pytest.approx(len(correct) / LIMIT)
+            assert r[f"extraction_failure,{filt}"] == pytest.approx(1 - len(answered) / LIMIT)
+            if answered:
+                assert r[f"exact_match_answered,{filt}"] == pytest.approx(len(correct) / len(answered))
+            assert r[f"judge_rate,{filt}"] == 0.0  # the judge is off by default
+        strict = {s["doc_id"]: s for s in samples[task] if s["filter"] == "strict"}
+        for s in samples[task]:
+            if s["filter"] == "strict":
+                raw = s["resps"][0][0]
+                assert s["filtered_resps"][0][0] == (raw.strip() if raw.strip() in ("A", "B", "C", "D") else "[unmapped]")
+        assert len(strict) == LIMIT
