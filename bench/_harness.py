@@ -24,6 +24,7 @@ from lm_eval.api.instance import Instance
 
 from lm_eval_audio.audio import SAMPLE_RATE, decode_audio
 from lm_eval_audio.encoder import audio_token_count
+from lm_eval_audio.tokens import expand_placeholders
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +69,11 @@ def naive_loglikelihood(lm, requests: list[Instance], batch_size: int) -> list[t
     token ids are the ones our class scores (`_encode_pair`), so the two can be compared.
     """
     model = lm.core
-    fe = lm.feature_extractor
+    fe = lm.processor.feature_extractor
     prepared = []
     for i, req in enumerate(requests):
         ctx, cont, aux = req.args
-        prompt = ctx.replace("<audio>", "<|audio_bos|><|AUDIO|><|audio_eos|>")
+        prompt = ctx.replace("<audio>", lm.fmt.base_clip)
         ctx_ids, cont_ids = lm._encode_pair(prompt, cont)
         prepared.append((i, ctx_ids, cont_ids, aux["audio"][0]))
     prepared.sort(key=lambda p: -(len(p[1]) + len(p[2])))  # audio length is the same per clip slot
@@ -85,9 +86,7 @@ def naive_loglikelihood(lm, requests: list[Instance], batch_size: int) -> list[t
                    return_tensors="pt")
         rows = []
         for (i, ctx_ids, cont_ids, _), valid in zip(batch, feats["attention_mask"].sum(-1).tolist()):
-            expanded = []
-            for t in ctx_ids:
-                expanded.extend([t] * audio_token_count(int(valid)) if t == lm.audio_token_id else [t])
+            expanded = expand_placeholders(ctx_ids, lm.placeholder_id, [audio_token_count(int(valid))])
             rows.append((i, expanded + cont_ids, len(expanded), cont_ids))
         width = max(len(r[1]) for r in rows)
         input_ids = torch.full((len(rows), width), lm.tokenizer.pad_token_id, dtype=torch.long)

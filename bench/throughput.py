@@ -59,10 +59,11 @@ SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "sh
 
 # -- inputs -------------------------------------------------------------------------------------
 def mmlu_docs(n: int, mmlu_dir: Path) -> list[dict]:
-    """`n` items spread evenly over the seed's 500 shortest MMLU test questions."""
-    from lm_eval_audio.data.mmlu import load_mmlu, shortest_items
+    """`n` items spread evenly over the seed's MMLU items (its 501 shortest test questions,
+    shipped with the package; `mmlu_dir` is no longer read)."""
+    from lm_eval_audio.data.seed_mmlu import embedded_items
 
-    subset = shortest_items(load_mmlu("all", str(mmlu_dir))["test"], 500)
+    subset = embedded_items()
     picks = np.linspace(0, len(subset) - 1, n).round().astype(int).tolist()
     return [subset[i] for i in picks]
 
@@ -236,6 +237,7 @@ def case_tts(texts: list[str], work: Path, reps: int, warmup: bool = True) -> di
 def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int, warmup: bool = True) -> dict:
     """Case 4: where the time of one spoken-MMLU batch (`batch_size` items) goes, in our class."""
     import lm_eval_audio.audio as audio_mod
+    import lm_eval_audio.models.audio_inputs as ai
     import lm_eval_audio.models.qwen2audio as q
 
     requests = mc_requests(clips[:batch_size])
@@ -259,7 +261,7 @@ def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int, warmup: bo
         for rep in range(first, reps + 1):  # rep 0 is the warm-up
             timings.clear()
             with ExitStack() as stack:
-                stack.enter_context(mock.patch.object(q, "decode_audio", timed("decode (incl. resample)", q.decode_audio)))
+                stack.enter_context(mock.patch.object(ai, "decode_audio", timed("decode (incl. resample)", ai.decode_audio)))
                 stack.enter_context(mock.patch.object(audio_mod, "resample", timed("resample", audio_mod.resample)))
                 stack.enter_context(mock.patch.object(q, "extract_features", timed("feature extraction", q.extract_features)))
                 stack.enter_context(mock.patch.object(q, "encode_audio", timed("audio encoder + projector", q.encode_audio)))

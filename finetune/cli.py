@@ -37,6 +37,9 @@ FLAGS: dict[str, tuple[str, Any, str]] = {
 }
 
 
+HELP = "LoRA fine-tuning of Qwen2-Audio"  # `lm-eval-audio --help` (entry point lm_eval_audio.commands)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the finetune command."""
     parser.add_argument("--config", help="YAML config (sections model, lora, data, training, evaluation)")

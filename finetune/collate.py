@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from lm_eval_audio.audio import SAMPLE_RATE, clip_key, decode_audio, limit_length
-from lm_eval_audio.encoder import CONV_REACH_FRAMES, MEL_FRAMES_30S, audio_token_count, extract_features
-from lm_eval_audio.prompts import AUDIO_TOKEN
+from lm_eval_audio.encoder import audio_token_count, encoder_frames, extract_features
+from lm_eval_audio.tokens import expand_placeholders
 
 from finetune.data import Example
 
@@ -43,8 +43,7 @@ def clip_features(feature_extractor, array: np.ndarray) -> tuple[torch.Tensor, i
     clip is featurised once for the whole run rather than once per epoch."""
     features = extract_features(feature_extractor, [array], sampling_rate=SAMPLE_RATE, own_length=True)
     valid = features.valid_frames[0]
-    frames = min(MEL_FRAMES_30S, valid + CONV_REACH_FRAMES)
-    frames += frames % 2
+    frames = encoder_frames([valid])
     return features.input_features[0, :, :frames].clone(), valid
 
 
@@ -68,18 +67,8 @@ def tokenize_example(
     if not answer_ids:
         raise ValueError(f"{example.name}: empty answer {example.answer!r}")
     if audio_token_id in answer_ids:
-        raise ValueError(f"{example.name}: the answer contains {AUDIO_TOKEN}")
-    expanded, k = [], 0
-    for t in context_ids:
-        if t == audio_token_id:
-            if k >= len(audio_token_counts):
-                raise ValueError(f"{example.name}: more {AUDIO_TOKEN} tokens than clips ({len(audio_token_counts)})")
-            expanded.extend([t] * audio_token_counts[k])
-            k += 1
-        else:
-            expanded.append(t)
-    if k != len(audio_token_counts):
-        raise ValueError(f"{example.name}: prompt has {k} {AUDIO_TOKEN} tokens for {len(audio_token_counts)} clips")
+        raise ValueError(f"{example.name}: the answer contains the audio placeholder token")
+    expanded = expand_placeholders(context_ids, audio_token_id, audio_token_counts, name=example.name)
     ids = expanded + answer_ids
     if max_length is not None and len(ids) > max_length:
         raise ValueError(f"{example.name}: {len(ids)} tokens exceed the model's {max_length}")
@@ -111,9 +100,11 @@ class AudioFeatureCache:
 class AudioSFTCollator:
     """Pads a batch of Examples (right padding) into tensors for `AudioLMForTraining`."""
 
-    def __init__(self, tokenizer, feature_extractor, *, max_audio_seconds: float = 30.0, max_length: int | None = None):
+    def __init__(self, tokenizer, feature_extractor, *, max_audio_seconds: float = 30.0, max_length: int | None = None,
+                 placeholder: str = "<|AUDIO|>"):
+        # `placeholder`: the processor's audio token (PromptFormat.placeholder); Qwen2-Audio's by default.
         self.tokenizer = tokenizer
-        self.audio_token_id = tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
+        self.audio_token_id = tokenizer.convert_tokens_to_ids(placeholder)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.cache = AudioFeatureCache(feature_extractor, max_audio_seconds)
         self.max_length = max_length

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_audio.audio import AudioError, as_clip_list
-from lm_eval_audio.prompts import build_prompt
+from lm_eval_audio.prompts import PromptFormat, build_prompt, render_chat
 
 from finetune.config import DataConfig
 
@@ -35,12 +35,15 @@ class Example:
     append_eos: bool = False
 
 
-def load_examples(data: DataConfig, tokenizer) -> list[Example]:
-    """The examples a DataConfig names (task split or JSONL), limited to `data.limit`."""
+def load_examples(data: DataConfig, processor) -> list[Example]:
+    """The examples a DataConfig names (task split or JSONL), limited to `data.limit`.
+
+    `processor` is the model's processor: prompts are placed and chat-rendered by it, as the
+    hf-audio model layer does at evaluation."""
     if data.task:
-        examples = task_examples(data, tokenizer)
+        examples = task_examples(data, processor)
     else:
-        examples = jsonl_examples(data.jsonl, tokenizer, mode=data.mode, apply_chat_template=data.apply_chat_template)
+        examples = jsonl_examples(data.jsonl, processor, mode=data.mode, apply_chat_template=data.apply_chat_template)
     if data.limit is not None:
         examples = examples[: data.limit]
     if not examples:
@@ -52,13 +55,10 @@ def load_examples(data: DataConfig, tokenizer) -> list[Example]:
 # -- harness task ----------------------------------------------------------------------------
 
 
-def _chat_renderer(tokenizer):
-    # What lm-eval's HFLM.apply_chat_template does (its chat_template_args aside).
+def _chat_renderer(processor):
+    # What the hf-audio model's apply_chat_template does (its chat_template_args aside).
     def render(chat_history: list[dict], add_generation_prompt: bool = True) -> str:
-        return tokenizer.apply_chat_template(
-            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt,
-            continue_final_message=not add_generation_prompt,
-        )
+        return render_chat(processor, chat_history, add_generation_prompt)
 
     return render
 
@@ -105,10 +105,11 @@ def _gold_choice(task, doc, choices: list[str], name: str) -> int:
     raise ValueError(f"{name}: gold target {target!r} is neither a choice index nor one of {choices}")
 
 
-def task_examples(data: DataConfig, tokenizer) -> list[Example]:
+def task_examples(data: DataConfig, processor) -> list[Example]:
     """Examples of a task split, rendered by lm-eval's own request construction."""
     task = get_task(data.task, data.include_path, data.metadata)
-    chat = _chat_renderer(tokenizer) if data.apply_chat_template else None
+    fmt = PromptFormat.from_processor(processor)
+    chat = _chat_renderer(processor) if data.apply_chat_template else None
     output_type = task.OUTPUT_TYPE
     if output_type not in ("multiple_choice", "generate_until", "loglikelihood"):
         raise ValueError(f"task {data.task!r} has output_type {output_type}; cannot train on it")
@@ -137,7 +138,7 @@ def task_examples(data: DataConfig, tokenizer) -> list[Example]:
                 target = task.doc_to_choice(doc)[target]
             answer = f"{task.config.target_delimiter}{target}"
         clips = as_clip_list(args[2].get("audio")) if len(args) > 2 and isinstance(args[2], dict) else []
-        prompt = build_prompt(args[0], len(clips), mode=data.mode, name=name)
+        prompt = build_prompt(args[0], len(clips), fmt, mode=data.mode, name=name)
         if data.mode == "text":
             clips = []
         examples.append(Example(name=name, prompt=prompt, answer=answer, clips=clips, append_eos=append_eos))
@@ -178,11 +179,11 @@ def _resolve_audio(item: Any, base: Path, where: str):
     raise AudioError(f"{where}: audio entries must be paths, got {type(item).__name__}")
 
 
-def jsonl_examples(path: str | Path, tokenizer, *, mode: str = "auto", apply_chat_template: bool = True) -> list[Example]:
+def jsonl_examples(path: str | Path, processor, *, mode: str = "auto", apply_chat_template: bool = True) -> list[Example]:
     """Examples from a JSONL of `{"messages": [...], "audios": [...]}` records.
 
     The last assistant message is the answer (only it carries loss); everything before it is
-    the prompt. With `apply_chat_template` the prompt is the tokenizer's chat template with a
+    the prompt. With `apply_chat_template` the prompt is the processor's chat template with a
     generation prompt, and the answer ends with the template's end of turn; without it, the
     turns' contents are joined by newlines and the answer ends with the end token. `<audio>`
     marks where each clip goes (none: clips first, as `build_prompt` places them).
@@ -190,6 +191,7 @@ def jsonl_examples(path: str | Path, tokenizer, *, mode: str = "auto", apply_cha
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training JSONL not found: {path}")
+    fmt, tokenizer = PromptFormat.from_processor(processor), processor.tokenizer
     examples = []
     with open(path) as f:
         for line_no, line in enumerate(f, 1):
@@ -204,13 +206,13 @@ def jsonl_examples(path: str | Path, tokenizer, *, mode: str = "auto", apply_cha
             clips = [_resolve_audio(a, path.parent, where) for a in as_clip_list(record.get("audios"))]
             history, answer = messages[:-1], messages[-1]["content"]
             if apply_chat_template:
-                context = tokenizer.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
+                context = render_chat(processor, history)
                 end_of_turn = _chat_end_of_turn(tokenizer)
                 answer, append_eos = answer + end_of_turn, not end_of_turn
             else:
                 context = "\n".join(m["content"] for m in history if m["role"] != "system")
                 append_eos = True
-            prompt = build_prompt(context, len(clips), mode=mode, name=where)
+            prompt = build_prompt(context, len(clips), fmt, mode=mode, name=where)
             examples.append(
                 Example(name=where, prompt=prompt, answer=answer, clips=[] if mode == "text" else clips,
                         append_eos=append_eos)

@@ -42,6 +42,9 @@ def merge_adapter(adapter_dir: str | Path, output_dir: str | Path, *, pretrained
     return out
 
 
+HELP = "merge a LoRA adapter into a full model directory"  # `lm-eval-audio --help` (entry point lm_eval_audio.commands)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of the merge command."""
     parser.add_argument("adapter", help="adapter folder written by finetune")

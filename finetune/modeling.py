@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lm_eval_audio.encoder import AudioFeatures, encode_audio
-from lm_eval_audio.prompts import AUDIO_TOKEN
 
 from finetune.collate import IGNORE_INDEX
 from finetune.config import LoraConfigSection, ModelConfig
@@ -40,6 +39,14 @@ def load_base(model: ModelConfig):
     except OSError as e:
         raise ValueError(f"cannot load base model {model.pretrained!r}: {e}") from e
     return base, tokenizer, feature_extractor
+
+
+def load_processor(model: ModelConfig):
+    """The base checkpoint's processor (prompt format and chat template, as evaluation uses them)."""
+    import transformers
+
+    kwargs = {"revision": model.revision} if model.revision else {}
+    return transformers.AutoProcessor.from_pretrained(model.pretrained, **kwargs)
 
 
 def apply_lora(base, lora: LoraConfigSection):
@@ -111,11 +118,11 @@ class AudioLMForTraining(nn.Module):
                 audio = torch.cat(encode_audio(core, features, own_length=True)).to(embeds.dtype)
             if audio.shape[0] != int(audio_positions.sum()):
                 raise ValueError(
-                    f"batch has {int(audio_positions.sum())} {AUDIO_TOKEN} positions for {audio.shape[0]} audio features"
+                    f"batch has {int(audio_positions.sum())} audio placeholder positions for {audio.shape[0]} audio features"
                 )
             embeds = embeds.masked_scatter(audio_positions[..., None], audio)
         elif audio_positions.any():
-            raise ValueError(f"batch has {AUDIO_TOKEN} positions but no audio features")
+            raise ValueError("batch has audio placeholder positions but no audio features")
         hidden = core.model.language_model(
             inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False
         ).last_hidden_state

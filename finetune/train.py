@@ -24,10 +24,12 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from lm_eval_audio.prompts import PromptFormat
+
 from finetune.collate import AudioSFTCollator
 from finetune.config import FinetuneConfig, save_config
 from finetune.data import Example, load_examples
-from finetune.modeling import AudioLMForTraining, apply_lora, load_base
+from finetune.modeling import AudioLMForTraining, apply_lora, load_base, load_processor
 
 logger = logging.getLogger(__name__)
 
@@ -204,14 +206,17 @@ def train(config: FinetuneConfig) -> RunResult:
     resume = resolve_resume(config)
     set_seed(t.seed)
     base, tokenizer, feature_extractor = load_base(config.model)
-    examples = load_examples(config.data, tokenizer)
+    processor = load_processor(config.model)
+    fmt = PromptFormat.from_processor(processor)
+    examples = load_examples(config.data, processor)
     if config.training.gradient_checkpointing:
         # Switched on in the model itself: Trainer would look for the method on our wrapper.
         # Non-reentrant, since the checkpointed blocks' inputs need not require grad.
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model = apply_lora(base, config.lora)
-    model = AudioLMForTraining(peft_model, tokenizer.convert_tokens_to_ids("<|AUDIO|>"))
-    collator = AudioSFTCollator(tokenizer, feature_extractor, max_audio_seconds=config.data.max_audio_seconds)
+    model = AudioLMForTraining(peft_model, tokenizer.convert_tokens_to_ids(fmt.placeholder))
+    collator = AudioSFTCollator(tokenizer, feature_extractor, max_audio_seconds=config.data.max_audio_seconds,
+                                placeholder=fmt.placeholder)
 
     args = _training_arguments(config)
     trainer = AdapterTrainer(
@@ -277,3 +282,11 @@ def _write_results(result: RunResult) -> None:
         "base_eval_results": result.base_eval_results,
     }
     (result.output_dir / RESULTS_FILE).write_text(json.dumps(payload, indent=1, default=str))
+
+
+def train_from_config(config_path: str | Path, overrides: dict[str, Any] | None = None) -> Path:
+    """Entry point `lm_eval_audio.trainers: lora`: train from a config file with overrides;
+    returns the adapter directory (how lm_eval_audio's reproduce reaches this package)."""
+    from finetune.config import load_config
+
+    return Path(train(load_config(config_path, overrides or {})).output_dir)

@@ -1,7 +1,9 @@
 """`lm-eval-audio` command line: one subcommand per module that owns the work.
 
 Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`, and keeps its
-heavy imports (torch, transformers) inside `run`, so `--help` stays fast.
+heavy imports (torch, transformers) inside `run`, so `--help` stays fast. Subcommands of other
+packages (`finetune`, `merge` from the finetune package) come from entry points (`plugins.py`):
+this package never imports them by name.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ import importlib
 import logging
 import sys
 
+from lm_eval_audio import plugins
+
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "make-tiny-model": ("lm_eval_audio.tiny", "build a random Qwen2-Audio checkpoint offline"),
     "synth": ("lm_eval_audio.tts.cli", "synthesise the speech clips of a spoken task"),
     "report": ("lm_eval_audio.report.cli", "compare lm-eval result folders in one report"),
-    "finetune": ("finetune.cli", "LoRA fine-tuning of Qwen2-Audio"),
-    "merge": ("finetune.merge", "merge a LoRA adapter into a full model directory"),
     "reproduce": ("lm_eval_audio.reproduce", "run the seed study's experiments and report"),
 }
 
@@ -27,8 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lm-eval-audio", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
+    table = dict(SUBCOMMANDS)
+    for name, module_name in plugins.commands().items():
+        table.setdefault(name, (module_name, None))
+    for name, (module_name, help_text) in table.items():
         module = importlib.import_module(module_name)
+        help_text = help_text or getattr(module, "HELP", name)
         p = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

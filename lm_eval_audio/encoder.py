@@ -26,6 +26,15 @@ _HOP = 160  # samples per mel frame at 16 kHz
 _EDGE_SAMPLES = 8 * _HOP
 
 
+def encoder_frames(valid_frames: list[int], *, own_length: bool = True) -> int:
+    """Mel frames the encoder runs on for a batch: the longest clip's valid frames plus the
+    convolutions' reach, even (stride 2), at most 30 s; the full 30 s window without `own_length`."""
+    if not own_length:
+        return MEL_FRAMES_30S
+    frames = min(MEL_FRAMES_30S, max(valid_frames) + CONV_REACH_FRAMES)
+    return frames + frames % 2
+
+
 def audio_token_count(mel_frames: int) -> int:
     """Number of `<|AUDIO|>` positions a clip of `mel_frames` valid frames occupies."""
     after_conv = (mel_frames - 1) // 2 + 1
@@ -75,11 +84,7 @@ def encode_audio(model, features: AudioFeatures, *, own_length: bool = True) -> 
     projector = inner.multi_modal_projector
 
     valid = features.valid_frames
-    if own_length:
-        frames = min(MEL_FRAMES_30S, max(valid) + CONV_REACH_FRAMES)
-        frames += frames % 2
-    else:
-        frames = MEL_FRAMES_30S
+    frames = encoder_frames(valid, own_length=own_length)
     x = features.input_features[..., :frames].to(dtype=tower.conv1.weight.dtype, device=tower.conv1.weight.device)
 
     hidden = torch.nn.functional.gelu(tower.conv1(x))

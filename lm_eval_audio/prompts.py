@@ -1,28 +1,122 @@
-"""The one place that decides where Qwen2-Audio's audio tokens go in a prompt, for every mode.
+"""The one place that decides where a model's audio goes in a prompt, for every mode.
 
-lm-eval hands the model a context string (already chat-formatted when the user passed
-`--apply_chat_template`) plus the request's clips. The convention of lm-eval's audio tasks is
-an `<audio>` placeholder per clip; without one, clips come first, as Qwen2-Audio was trained
-(in chat form: at the start of the last user turn, rendered as its chat template does).
+Nothing here is written for one model: the audio placeholder comes from the processor
+(`processor.audio_token`, with `audio_bos_token`/`audio_eos_token` around it where the
+processor has them), and in chat form the clips are rendered by the processor's own chat
+template with audio content items.
+
+lm-eval hands a model a context string, already chat-formatted when the user passed
+`--apply_chat_template` (through the model's `apply_chat_template`, i.e. `render_chat` here),
+plus the request's clips. The convention of lm-eval's audio tasks is an `<audio>` placeholder
+per clip; without one, clips come first (in chat form: where the chat template puts an audio
+item at the start of the last user turn). `render_chat` marks the last user turn with
+invisible sentinels, so that `build_prompt` can later place the request's clips, or drop the
+turn's own text (`mode=audio`), without knowing the template's syntax.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 AUDIO_PLACEHOLDER = "<audio>"
-AUDIO_TOKEN = "<|AUDIO|>"
-BASE_CLIP = "<|audio_bos|><|AUDIO|><|audio_eos|>"
-USER_TURN = "<|im_start|>user\n"
-END_TURN = "<|im_end|>"
 MODES = ("auto", "text", "audio")
 
+# Invisible markers that render_chat leaves in a chat-formatted context (U+2063 INVISIBLE
+# SEPARATOR around a name: no tokenizer or task text carries them). build_prompt always
+# removes them, so no model ever sees one.
+CLIP_SLOT = "\u2063clips\u2063"  # where the clips go when the turn has no <audio>
+TEXT_OPEN = "\u2063doc\u2063"  # the last user turn's own text starts here...
+TEXT_CLOSE = "\u2063/doc\u2063"  # ...and ends here
+_SENTINELS = (CLIP_SLOT, TEXT_OPEN, TEXT_CLOSE)
+_PROBE = "\u2063probe\u2063"
 
-def _chat_clip(n: int) -> str:
-    # Exactly what Qwen2-Audio-Instruct's chat template renders for an audio content item.
-    return f"Audio {n}: {BASE_CLIP}\n"
+
+@dataclass
+class PromptFormat:
+    """How one model's processor writes audio into text.
+
+    `placeholder` is the token the processor expands to a clip's audio positions;
+    `base_clip` the text of one clip outside a chat (the placeholder with the processor's
+    begin/end-of-audio tokens around it, where it has them); `processor` renders chat clips.
+    """
+
+    placeholder: str
+    base_clip: str
+    processor: object | None = None
+    _chat_clips: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_processor(cls, processor) -> PromptFormat:
+        """The format of a transformers processor that takes audio (reads `audio_token`)."""
+        token = getattr(processor, "audio_token", None) or getattr(
+            getattr(processor, "tokenizer", None), "audio_token", None)
+        if not token:
+            raise ValueError(f"{type(processor).__name__} has no audio_token: it does not take audio")
+        bos = getattr(processor, "audio_bos_token", None) or ""
+        eos = getattr(processor, "audio_eos_token", None) or ""
+        return cls(placeholder=token, base_clip=f"{bos}{token}{eos}", processor=processor)
+
+    def chat_clips(self, n: int) -> str:
+        """What the processor's chat template renders for `n` audio items opening a user turn.
+
+        Found by rendering the template with and without the items (so Qwen2-Audio's
+        "Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>\\n" comes from its template, not from here).
+        """
+        if n not in self._chat_clips:
+            if self.processor is None:
+                raise ValueError("a chat-formatted prompt needs the processor's chat template")
+
+            def before_probe(content: list[dict]) -> str:
+                text = _render(self.processor, [{"role": "user", "content": content}], True)
+                return text[: text.index(_PROBE)]
+
+            probe = {"type": "text", "text": _PROBE}
+            with_audio = before_probe([{"type": "audio", "audio": "clip.wav"}] * n + [probe])
+            without = before_probe([probe])
+            if not with_audio.startswith(without) or self.placeholder not in with_audio[len(without):]:
+                raise ValueError(
+                    f"{type(self.processor).__name__}'s chat template does not render audio items before a "
+                    f"turn's text; put <audio> where each clip goes in the task's prompt")
+            self._chat_clips[n] = with_audio[len(without):]
+        return self._chat_clips[n]
+
+    def chat_clip(self, i: int) -> str:
+        """The rendering of the i-th (1-based) of several clips, for an `<audio>` placeholder."""
+        return self.chat_clips(i)[len(self.chat_clips(i - 1)) if i > 1 else 0:]
 
 
-def build_prompt(context: str, n_clips: int, *, mode: str = "auto", name: str = "request") -> str:
-    """Return the prompt text with one `<|AUDIO|>` per clip, placed for the given mode.
+def _render(processor, messages: list[dict], add_generation_prompt: bool, **kwargs) -> str:
+    out = processor.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+        continue_final_message=not add_generation_prompt, **kwargs)
+    return out if isinstance(out, str) else out[0]
+
+
+def render_chat(processor, chat_history: list[dict], add_generation_prompt: bool = True, **kwargs) -> str:
+    """lm-eval's chat history rendered by the processor's own chat template.
+
+    The last user turn's text is wrapped in sentinels (and a clip slot opens it) for
+    `build_prompt`; messages become text content items, as processor templates expect.
+    """
+    last_user = max((i for i, m in enumerate(chat_history) if m["role"] == "user"), default=-1)
+    messages = []
+    for i, m in enumerate(chat_history):
+        text = m["content"]
+        if i == last_user:
+            text = f"{CLIP_SLOT}{TEXT_OPEN}{text}{TEXT_CLOSE}"
+        messages.append({"role": m["role"], "content": [{"type": "text", "text": text}]})
+    return _render(processor, messages, add_generation_prompt, **kwargs)
+
+
+def strip_sentinels(text: str) -> str:
+    """The context without render_chat's markers (what a text-only model sees)."""
+    for s in _SENTINELS:
+        text = text.replace(s, "")
+    return text
+
+
+def build_prompt(context: str, n_clips: int, fmt: PromptFormat, *, mode: str = "auto", name: str = "request") -> str:
+    """Return the prompt text with one `fmt.placeholder` per clip, placed for the given mode.
 
     - `auto`/`audio` with clips: `<audio>` placeholders are replaced in order; with none,
       the clips are put first (in a chat-formatted context: first in the last user turn).
@@ -33,11 +127,11 @@ def build_prompt(context: str, n_clips: int, *, mode: str = "auto", name: str = 
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
-    chat = USER_TURN in context
+    chat = TEXT_OPEN in context
     if mode == "text" or n_clips == 0:
         if mode == "audio":
             raise ValueError(f"{name}: mode=audio but the request carries no audio")
-        return context.replace(AUDIO_PLACEHOLDER, "")
+        return strip_sentinels(context.replace(AUDIO_PLACEHOLDER, ""))
 
     n_placeholders = context.count(AUDIO_PLACEHOLDER)
     if n_placeholders not in (0, n_clips):
@@ -46,27 +140,22 @@ def build_prompt(context: str, n_clips: int, *, mode: str = "auto", name: str = 
         )
 
     if mode == "audio":
-        clips = "".join(_chat_clip(i + 1) if chat else BASE_CLIP for i in range(n_clips))
         if not chat:
-            return clips
-        start = context.rindex(USER_TURN) + len(USER_TURN)
-        end = context.find(END_TURN, start)
-        end = len(context) if end < 0 else end
-        # Exactly the chat template's rendering of a user turn holding only audio items
-        # ("Audio 1: ...<|audio_eos|>\n<|im_end|>"), which is what the seed study sent.
-        return context[:start] + clips + context[end:]
+            return fmt.base_clip * n_clips
+        # Exactly the chat template's rendering of a user turn holding only audio items.
+        start = context.index(CLIP_SLOT) if CLIP_SLOT in context else context.index(TEXT_OPEN)
+        end = context.index(TEXT_CLOSE) + len(TEXT_CLOSE)
+        return strip_sentinels(context[:start] + fmt.chat_clips(n_clips) + context[end:])
 
     if n_placeholders:
         parts = context.split(AUDIO_PLACEHOLDER)
         out = parts[0]
         for i, part in enumerate(parts[1:]):
-            out += (_chat_clip(i + 1) if chat else BASE_CLIP) + part
-        return out
+            out += (fmt.chat_clip(i + 1) if chat else fmt.base_clip) + part
+        return strip_sentinels(out)
     if chat:
-        start = context.rindex(USER_TURN) + len(USER_TURN)
-        clips = "".join(_chat_clip(i + 1) for i in range(n_clips))
-        return context[:start] + clips + context[start:]
-    return BASE_CLIP * n_clips + context
+        return strip_sentinels(context.replace(CLIP_SLOT, fmt.chat_clips(n_clips), 1))
+    return fmt.base_clip * n_clips + context
 
 
 def own_text(context: str) -> str:
@@ -74,8 +163,6 @@ def own_text(context: str) -> str:
     chat-formatted context, only the last user turn (system turn and framing are not the
     document's). What `mode=text` keeps as the question and `mode=audio` drops."""
     text = context.replace(AUDIO_PLACEHOLDER, "")
-    if USER_TURN in text:
-        start = text.rindex(USER_TURN) + len(USER_TURN)
-        end = text.find(END_TURN, start)
-        text = text[start:] if end < 0 else text[start:end]
-    return text.strip()
+    if TEXT_OPEN in text:
+        text = text[text.index(TEXT_OPEN) + len(TEXT_OPEN): text.index(TEXT_CLOSE)]
+    return strip_sentinels(text).strip()

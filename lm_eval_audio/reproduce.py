@@ -128,8 +128,7 @@ class SeedConfig:
 
 def train_adapter(cfg: SeedConfig, out: Path) -> Path:
     """Train the timbre LoRA adapter as the seed did (`cfg.adapter_config`); resumes if interrupted."""
-    from finetune.config import load_config
-    from finetune.train import train
+    from lm_eval_audio.plugins import trainer
 
     overrides: dict[str, Any] = {"model.pretrained": cfg.audio_llm, "training.output_dir": str(out),
                                  "evaluation.enabled": False, "data.metadata": dict(cfg.metadata)}
@@ -137,10 +136,10 @@ def train_adapter(cfg: SeedConfig, out: Path) -> Path:
         overrides["training.max_steps"] = cfg.adapter_steps
     if cfg.dtype:
         overrides["model.dtype"] = cfg.dtype
-    result = train(load_config(cfg.adapter_config, overrides))
-    if not (Path(result.output_dir) / "adapter_config.json").is_file():
-        raise RuntimeError(f"finetune finished but wrote no adapter_config.json in {result.output_dir}")
-    return Path(result.output_dir)
+    output_dir = Path(trainer("lora")(cfg.adapter_config, overrides))
+    if not (output_dir / "adapter_config.json").is_file():
+        raise RuntimeError(f"finetune finished but wrote no adapter_config.json in {output_dir}")
+    return output_dir
 
 
 def _task_manager(tasks: list[str], metadata: dict[str, Any]):

@@ -182,9 +182,13 @@ def test_task_examples_match_the_harness_requests(tiny_model_dir, tone_task_dir)
 
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
 
+    from transformers import AutoProcessor
+
+    from lm_eval_audio.models.requests import prepare
+
     tok = _tokenizer(tiny_model_dir)
     data = DataConfig(task="ft_tones", split="test", include_path=[str(tone_task_dir)])
-    examples = task_examples(data, tok)
+    examples = task_examples(data, AutoProcessor.from_pretrained(tiny_model_dir))
     assert len(examples) == 24
     ex = examples[4]  # label 1
     assert ex.answer == " 1" and ex.prompt.startswith("<|audio_bos|><|AUDIO|><|audio_eos|>Classify")
@@ -193,7 +197,7 @@ def test_task_examples_match_the_harness_requests(tiny_model_dir, tone_task_dir)
     req = Instance(request_type="loglikelihood", doc={}, idx=0, metadata=("ft_tones", 4, 1),
                    arguments=("<audio>Classify the pitch range of the singing: answer 0 for narrow, 1 for moderate "
                               "and 2 for wide. Answer:", " 1", {"audio": ex.clips}))
-    prepared = lm._prepare([req], generation=False)[0]
+    prepared = prepare(lm, [req], lm.fmt, mode=lm.mode, generation=False)[0]
     assert prepared.prompt == ex.prompt
     assert encode_pair(tok, ex.prompt, ex.answer) == (prepared.context_ids, prepared.continuation_ids)
 
@@ -203,7 +207,7 @@ def test_task_examples_match_the_harness_requests(tiny_model_dir, tone_task_dir)
     from finetune.modeling import AudioLMForTraining, apply_lora, load_base
 
     base, tok2, fe = load_base(ModelConfig(pretrained=str(tiny_model_dir)))
-    model = AudioLMForTraining(apply_lora(base, LoraConfigSection(dropout=0.0)), lm.audio_token_id).eval()
+    model = AudioLMForTraining(apply_lora(base, LoraConfigSection(dropout=0.0)), lm.placeholder_id).eval()
     batch = AudioSFTCollator(tok2, AutoFeatureExtractor.from_pretrained(tiny_model_dir))([ex])
     with torch.no_grad():
         loss = model(**batch)["loss"].item()
@@ -212,7 +216,9 @@ def test_task_examples_match_the_harness_requests(tiny_model_dir, tone_task_dir)
 
 
 def test_jsonl_examples(tiny_model_dir, tmp_path):
-    tok = _tokenizer(tiny_model_dir)
+    from transformers import AutoProcessor
+
+    tok = AutoProcessor.from_pretrained(tiny_model_dir)
     _tone(tmp_path / "clip.wav", 1.0)
     rec = {"messages": [{"role": "user", "content": "<audio>What is the range?"},
                         {"role": "assistant", "content": "wide"}], "audios": ["clip.wav"]}

@@ -13,7 +13,9 @@ from transformers import AutoProcessor
 
 from lm_eval_audio.audio import AudioError
 from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
-from lm_eval_audio.prompts import BASE_CLIP, build_prompt
+from lm_eval_audio.prompts import PromptFormat, build_prompt, render_chat
+
+BASE_CLIP = "<|audio_bos|><|AUDIO|><|audio_eos|>"  # Qwen2-Audio's clip outside a chat
 
 LETTERS = [" A", " B", " C", " D"]
 
@@ -127,17 +129,30 @@ def test_modes(tiny_model_dir):
         audio_lm.loglikelihood([_ll(context, " A")], disable_tqdm=True)
 
 
-def test_prompt_placement():
-    chat = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is said?<|im_end|>\n<|im_start|>assistant\n"
-    assert build_prompt("Say <audio> now", 1) == f"Say {BASE_CLIP} now"
-    assert build_prompt("What is said?", 2) == BASE_CLIP * 2 + "What is said?"
-    assert build_prompt(chat, 1) == chat.replace("user\n", f"user\nAudio 1: {BASE_CLIP}\n")
-    # An audio-only user turn as the chat template renders it (tests/test_seed_mmlu.py checks the processor).
-    assert build_prompt(chat, 1, mode="audio") == chat.replace("What is said?", f"Audio 1: {BASE_CLIP}\n")
-    assert build_prompt("Say <audio> now", 1, mode="text") == "Say  now"
-    assert build_prompt("Hi", 1, mode="audio") == BASE_CLIP
+def test_prompt_placement(processor):
+    fmt = PromptFormat.from_processor(processor)
+    assert fmt.base_clip == BASE_CLIP  # read from the processor, not written here
+    history = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is said?"}]
+    chat = render_chat(processor, history)
+    plain = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is said?<|im_end|>\n<|im_start|>assistant\n"
+    assert build_prompt("Say <audio> now", 1, fmt) == f"Say {BASE_CLIP} now"
+    assert build_prompt("What is said?", 2, fmt) == BASE_CLIP * 2 + "What is said?"
+    assert build_prompt(chat, 0, fmt) == plain
+    assert build_prompt(chat, 1, fmt) == plain.replace("user\n", f"user\nAudio 1: {BASE_CLIP}\n")
+    two = render_chat(processor, [{"role": "user", "content": "First <audio> then <audio>?"}])
+    assert build_prompt(two, 2, fmt) == processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "text", "text": "First "}, {"type": "audio", "audio": "a.wav"},
+                                      {"type": "text", "text": " then "}, {"type": "audio", "audio": "b.wav"},
+                                      {"type": "text", "text": "?"}]}], tokenize=False, add_generation_prompt=True)
+    # An audio-only user turn exactly as the processor's chat template renders one.
+    audio_only = processor.apply_chat_template(
+        [{"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+         {"role": "user", "content": [{"type": "audio", "audio": "a.wav"}]}], tokenize=False, add_generation_prompt=True)
+    assert build_prompt(chat, 1, fmt, mode="audio") == audio_only
+    assert build_prompt("Say <audio> now", 1, fmt, mode="text") == "Say  now"
+    assert build_prompt("Hi", 1, fmt, mode="audio") == BASE_CLIP
     with pytest.raises(ValueError, match="2 <audio> placeholders for 1"):
-        build_prompt("<audio><audio>", 1, name="doc 4")
+        build_prompt("<audio><audio>", 1, fmt, name="doc 4")
 
 
 def test_bad_audio_names_the_document(lm):

@@ -114,7 +114,7 @@ def seed_run(tiny_model_dir, tmp_path_factory, make_cli_env):
 def test_model_receives_the_seed_strings(seed_run, tiny_model_dir, protocol_strings):
     from transformers import AutoProcessor
 
-    from lm_eval_audio.prompts import build_prompt
+    from lm_eval_audio.prompts import PromptFormat, build_prompt
 
     results, all_samples = seed_run
     items = seed_mmlu.embedded_items()[:LIMIT]
@@ -134,7 +134,7 @@ def test_model_receives_the_seed_strings(seed_run, tiny_model_dir, protocol_stri
         assert s["doc"]["speech_text"] == seed_mmlu.SPOKEN_TEMPLATE.format(
             question=item["question"], **dict(zip("ABCD", item["choices"])))
         context, gen_kwargs, audio = s["arguments"]["gen_args_0"].values()
-        assert build_prompt(context, 1, mode="audio") == seed_conversation
+        assert build_prompt(context, 1, PromptFormat.from_processor(processor), mode="audio") == seed_conversation
         assert gen_kwargs == {"until": [], "max_gen_toks": 8, "do_sample": False}
         assert Path(audio["audio"][0]["path"]).is_file()
     for item, s in zip(items, samples["mmlu_seed"]):

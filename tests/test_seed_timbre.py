@@ -62,7 +62,7 @@ def test_strict_scoring_is_the_raw_digit():
 
 
 def test_seed_finetune_config_mirrors_the_seeds_ms_swift_run(seed_tasks, tiny_model_dir):
-    from transformers import AutoTokenizer
+    from transformers import AutoProcessor
 
     from finetune.config import LM_TARGETS, load_config
     from finetune.data import load_examples
@@ -74,7 +74,7 @@ def test_seed_finetune_config_mirrors_the_seeds_ms_swift_run(seed_tasks, tiny_mo
     assert (lora.r, lora.alpha, lora.dropout, lora.target_modules, lora.modules_to_save) == (8, 32, 0.05, LM_TARGETS, [])
     assert (t.learning_rate, t.lr_scheduler) == (1e-4, "cosine")
     assert cfg.data.task == "timbre_range_seed_ft" and cfg.data.apply_chat_template
-    examples = load_examples(cfg.data, AutoTokenizer.from_pretrained(tiny_model_dir))
+    examples = load_examples(cfg.data, AutoProcessor.from_pretrained(tiny_model_dir))
     docs = seed_tasks["timbre_range_seed_ft"].eval_docs
     assert len(examples) == 200
     assert [e.answer for e in examples] == [str(d["label"]) for d in docs]  # the digit, no leading space

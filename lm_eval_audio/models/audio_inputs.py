@@ -1,0 +1,113 @@
+"""A batch's clips -> model inputs: decode each distinct clip once, then encode.
+
+Two encoders give the same interface (`encode(keys, arrays) -> BatchAudio`):
+
+- `ProcessorAudio` (any architecture): the model's own processor computes the audio tensors
+  and how many placeholder positions each clip takes; the model merges audio itself.
+- `qwen2audio`'s own-length encoder (`models/qwen2audio.py`) returns input embeddings instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from lm_eval_audio.audio import decode_audio, limit_length
+from lm_eval_audio.prompts import PromptFormat
+
+logger = logging.getLogger(__name__)
+
+
+def decode_clips(batch, *, sampling_rate: int, max_seconds: float | None, policy: str, control,
+                 on_cut: Callable[[str, str], None]) -> dict[str, np.ndarray]:
+    """Decode each distinct clip of a batch of AudioRequests once: validated, the audio control
+    applied, the long-clip policy applied (`on_cut(name, key)` for each clip cut)."""
+    arrays: dict[str, np.ndarray] = {}
+    for r in batch:
+        for j, (clip, key) in enumerate(zip(r.clips, r.clip_keys)):
+            if key in arrays:
+                continue
+            name = f"{r.name}, clip {j}"
+            array = control.apply(decode_audio(clip, name=name, sampling_rate=sampling_rate))
+            if max_seconds is not None:
+                array, cut = limit_length(array, max_seconds=max_seconds, policy=policy, name=name,
+                                          sampling_rate=sampling_rate)
+                if cut:
+                    on_cut(name, key)
+            arrays[key] = array
+    return arrays
+
+
+@dataclass
+class BatchAudio:
+    """The encoded audio of one forward's rows: audio positions per clip occurrence (row order)
+    and how to turn padded ids into the model's keyword arguments."""
+
+    counts: list[int]
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+    embed: Callable[[torch.Tensor], torch.Tensor] | None = None  # ids -> inputs_embeds, or None
+
+    def inputs(self, ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Keyword arguments of the model's forward / generate for these rows."""
+        if self.embed is not None:
+            return {"inputs_embeds": self.embed(ids), "attention_mask": mask}
+        return {"input_ids": ids, "attention_mask": mask, **self.tensors}
+
+
+class ProcessorAudio:
+    """Audio tensors from the model's own processor (any architecture whose processor takes audio).
+
+    The processor is called on one placeholder per clip occurrence: it returns the features
+    exactly as it would for a full prompt, and expands each placeholder to the clip's number
+    of audio positions, which is read off its output (the processor owns that rule).
+    """
+
+    def __init__(self, processor, fmt: PromptFormat, sampling_rate: int, device, dtype: torch.dtype) -> None:
+        self.processor = processor
+        self.fmt = fmt
+        self.sampling_rate = sampling_rate
+        self.device = device
+        self.dtype = dtype
+        self.placeholder_id = processor.tokenizer.convert_tokens_to_ids(fmt.placeholder)
+        self.calls = 0  # clip occurrences encoded
+
+    def encode(self, keys: list[str], arrays: dict[str, np.ndarray]) -> BatchAudio:
+        """Audio for the clip occurrences `keys` (row order; a clip may occur in several rows)."""
+        if not keys:
+            return BatchAudio(counts=[])
+        out = self.processor(text=[self.fmt.placeholder] * len(keys), audio=[arrays[k] for k in keys],
+                             sampling_rate=self.sampling_rate, return_tensors="pt", padding=True)
+        counts = (out["input_ids"] == self.placeholder_id).sum(-1).tolist()
+        tensors = {}
+        for name, value in out.items():
+            if name in ("input_ids", "attention_mask") or not isinstance(value, torch.Tensor):
+                continue
+            value = value.to(self.device)
+            tensors[name] = value.to(self.dtype) if value.is_floating_point() else value
+        self.calls += len(keys)
+        return BatchAudio(counts=[int(c) for c in counts], tensors=tensors)
+
+
+def max_seconds_of(processor) -> float | None:
+    """The longest clip the model's feature extractor keeps (Whisper-style: its window,
+    `n_samples / sampling_rate`; Audio Flamingo 3: `max_audio_len`); None when it has no limit."""
+    if getattr(processor, "max_audio_len", None):
+        return float(processor.max_audio_len)
+    fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
+    n_samples, rate = getattr(fe, "n_samples", None), getattr(fe, "sampling_rate", None)
+    if n_samples and rate:
+        return n_samples / rate
+    return None
+
+
+def sampling_rate_of(processor) -> int:
+    """The sampling rate the model's feature extractor expects."""
+    fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
+    rate = getattr(fe, "sampling_rate", None)
+    if not rate:
+        raise ValueError(f"{type(processor).__name__} names no audio sampling rate")
+    return int(rate)
