@@ -8,7 +8,7 @@ The share of answers it decided is reported as the `judge_rate` metric, so its u
 in every result file.
 Verdicts are cached on disk by (model, prompt version, question, answer): a rerun asks nothing.
 The openai SDK retries with backoff on 429/5xx; the key and `OPENAI_BASE_URL` come from the
-environment or a `.env` (`tts.openai_tts.find_api_key` / `find_base_url`) and the key never
+environment or a `.env` (`openai_client.py`, shared with speech synthesis) and the key never
 appears in messages.
 """
 
@@ -22,8 +22,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lm_eval_audio.tts.cache import atomic_write_bytes
-from lm_eval_audio.tts.config import default_cache_dir
+from lm_eval_audio.files import atomic_write_bytes, cache_root
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ class JudgeConfig:
 
     model: str = "gpt-4o-mini"
     protocol: str = "ours"
-    cache_dir: Path = field(default_factory=lambda: default_cache_dir().parent / "judge")
+    cache_dir: Path = field(default_factory=lambda: cache_root() / "judge")
     max_retries: int = 6
     timeout: float = 60.0
 
@@ -109,12 +108,10 @@ class Judge:
     def _ask(self, messages: list[dict], name: str) -> str:
         import openai
 
-        from lm_eval_audio.tts.openai_tts import find_api_key, find_base_url, redact
+        from lm_eval_audio.openai_client import make_client, redact
 
         if self._client is None:
-            self._key = find_api_key()
-            self._client = openai.OpenAI(api_key=self._key, base_url=find_base_url(),
-                                         max_retries=self.config.max_retries, timeout=self.config.timeout)
+            self._client, self._key = make_client(max_retries=self.config.max_retries, timeout=self.config.timeout)
         try:
             completion = self._client.chat.completions.create(
                 model=self.config.model,

@@ -15,7 +15,8 @@ import soundfile as sf
 from lm_eval_audio.audio import decode_audio
 from lm_eval_audio.filters.choice import UNMAPPED, ChoiceFilter, judge_rate
 from lm_eval_audio.tts import Synthesizer, SynthesisError, TTSConfig
-from lm_eval_audio.tts.openai_tts import OpenAITTSError, find_api_key, find_base_url
+from lm_eval_audio.openai_client import OpenAIKeyError, find_api_key, find_base_url
+from lm_eval_audio.tts.openai_tts import OpenAITTSError
 
 KEY = "sk-test-0123456789abcdefSECRET"
 
@@ -127,7 +128,7 @@ def test_junk_audio_is_not_cached(fake, tmp_path):
 def test_key_from_dotenv(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(OpenAITTSError, match="no OpenAI API key"):
+    with pytest.raises(OpenAIKeyError, match="no OpenAI API key"):
         find_api_key()
     (tmp_path / ".env").write_text(f"OTHER=1\nOPENAI_API_KEY={KEY}\n")
     assert find_api_key() == KEY
@@ -142,6 +143,7 @@ def test_base_url_from_dotenv_like_the_key(fake, tmp_path, monkeypatch):
     (tmp_path / ".env").write_text(f"OPENAI_API_KEY={KEY}\nOPENAI_BASE_URL={fake.url}\n")
     assert find_base_url() == fake.url
     monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "tts"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
     fake.judge_reply = "C"
     doc = {"question": "Q?", "choices": ["a", "b", "c", "d"], "mmlu_id": "x/1"}
@@ -154,6 +156,7 @@ def test_base_url_from_dotenv_like_the_key(fake, tmp_path, monkeypatch):
 
 def test_judge_maps_only_unmapped_answers_and_is_cached(fake, tmp_path, monkeypatch):
     monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "tts"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
     doc = {"question": "Capital of France?", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
     monkeypatch.delenv("LM_EVAL_AUDIO_JUDGE", raising=False)
     assert ChoiceFilter().judge is None  # off by default
@@ -178,6 +181,7 @@ def test_seed_judge_protocol_sends_the_seeds_prompt_for_every_answer(fake, tmp_p
     from lm_eval_audio.data.seed_mmlu import JUDGE_SYSTEM, judge_prompt
 
     monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "tts"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
     doc = {"question": "Capital of France?\n", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
     fake.judge_reply = "B"

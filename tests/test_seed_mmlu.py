@@ -139,10 +139,13 @@ def test_model_receives_the_seed_strings(seed_run, tiny_model_dir, protocol_stri
         assert Path(audio["audio"][0]["path"]).is_file()
     for item, s in zip(items, samples["mmlu_seed"]):
         context = s["arguments"]["gen_args_0"]["arg_0"]
-        assert context == system.format(text_system, seed_mmlu.item_text(item))
+        # What the model reads of the logged context (the chat's audio-placement markers go).
+        assert build_prompt(context, 0, PromptFormat.from_processor(processor)) == system.format(
+            text_system, seed_mmlu.item_text(item))
     for item, s in zip(items, samples["mmlu_seed_backbone"]):
         context = s["arguments"]["gen_args_0"]["arg_0"]
-        assert context == system.format("You are a helpful assistant.", seed_mmlu.BACKBONE_PREFIX + seed_mmlu.item_text(item))
+        assert build_prompt(context, 0, PromptFormat.from_processor(processor)) == system.format(
+            "You are a helpful assistant.", seed_mmlu.BACKBONE_PREFIX + seed_mmlu.item_text(item))
     for task, twin in (("spoken_mmlu_seed_mc", "spoken_mmlu_seed"), ("mmlu_seed_mc", "mmlu_seed")):
         for s, g in zip(samples[task], samples[twin]):
             args = list(s["arguments"].values())

@@ -12,25 +12,14 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from lm_eval_audio.files import atomic_write_bytes, cache_root
+
 logger = logging.getLogger(__name__)
-
-CACHE_ENV = "LM_EVAL_AUDIO_CACHE"
-
-
-def cache_root() -> Path:
-    """Where generated and materialised audio lives: `$LM_EVAL_AUDIO_CACHE`, else
-    `$XDG_CACHE_HOME/lm_eval_audio`, else `~/.cache/lm_eval_audio`."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "lm_eval_audio"
-
 
 def file_inside(folder: Path, name: str, where: str) -> Path:
     """`folder / name`, refusing a name from a dataset's metadata that points outside `folder`
@@ -75,19 +64,6 @@ def build_dir_once(target: Path, build: Callable[[Path], None], *, complete_mark
     return target
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Write bytes so that `path` is either absent or complete, never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def materialise_audio(item: Any, *, name: str, store: Path | None = None) -> dict:
     """Turn one `datasets` audio value loaded with `decode=False` into a `{"path", "sha256"}` ref.
 
@@ -113,7 +89,7 @@ def materialise_audio(item: Any, *, name: str, store: Path | None = None) -> dic
     store = Path(store) if store is not None else cache_root() / "audio"
     target = store / digest[:2] / f"{digest}{suffix}"
     if not target.is_file():
-        write_file_atomic(target, data)
+        atomic_write_bytes(target, data)
     return {"path": str(target), "sha256": digest}
 
 

@@ -154,11 +154,11 @@ def load_for_task(spoken: bool = False, mmlu_path: str | None = None, **_run_met
 
 def write_embedded(mmlu_path: str | os.PathLike, out: Path = EMBEDDED) -> Path:
     """Select the seed items from an MMLU copy and write them as the embedded JSONL file."""
-    from lm_eval_audio.data._common import write_file_atomic
+    from lm_eval_audio.files import atomic_write_bytes
 
     items = seed_items(mmlu_path)
     body = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
-    write_file_atomic(Path(out), body.encode("utf-8"))
+    atomic_write_bytes(Path(out), body.encode("utf-8"))
     return Path(out)
 
 

@@ -47,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from lm_eval_audio.data._common import build_dir_once, cache_root, file_inside, materialise_column
+from lm_eval_audio.data._common import build_dir_once, file_inside, materialise_column
+from lm_eval_audio.files import cache_root
 
 logger = logging.getLogger(__name__)
 

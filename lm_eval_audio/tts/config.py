@@ -31,11 +31,12 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 def default_cache_dir() -> Path:
-    """`$LM_EVAL_AUDIO_TTS_CACHE`, else `$XDG_CACHE_HOME/lm_eval_audio/tts` (~/.cache by default)."""
+    """`$LM_EVAL_AUDIO_TTS_CACHE`, else `tts/` under the package's cache root (`files.cache_root`)."""
+    from lm_eval_audio.files import cache_root
+
     if os.environ.get(ENV_CACHE):
         return Path(os.environ[ENV_CACHE]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "lm_eval_audio" / "tts"
+    return cache_root() / "tts"
 
 
 def _env_flag(name: str, default: bool) -> bool:
