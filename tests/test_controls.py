@@ -253,11 +253,13 @@ def test_rtfx_counts_audio_batches_per_task(tiny_model_dir):
     assert all(v["rtfx"] > 0 for v in per.values())
 
 
-def test_truncated_clips_are_counted_over_the_run(tiny_model_dir):
-    lm = Qwen2AudioLM(pretrained=str(tiny_model_dir), verify_batch=2)
+def test_truncated_clips_are_counted_over_the_run(tiny_model_dir, caplog):
+    lm = Qwen2AudioLM(pretrained=str(tiny_model_dir), verify_batch=6)  # rescoring re-cuts: not a new clip
     long_clip = _clip(31.0, 9)
-    lm.loglikelihood(_mc_requests([long_clip, CLIPS[0]]), disable_tqdm=True)
-    lm.loglikelihood(_mc_requests([_clip(32.0, 10)], task="other"), disable_tqdm=True)
+    with caplog.at_level(logging.WARNING, logger="lm_eval_audio.models.qwen2audio"):
+        lm.loglikelihood(_mc_requests([long_clip, CLIPS[0]]), disable_tqdm=True)
+    assert "1 audio clip(s) were longer than 30 s and were truncated" in caplog.text
+    lm.loglikelihood(_mc_requests([_clip(32.0, 10), CLIPS[1]], task="other"), disable_tqdm=True)
     assert lm.get_model_info()["truncated_clips"] == 2  # logged and reset per call, kept for the results
 
 

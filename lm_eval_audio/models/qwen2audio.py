@@ -137,7 +137,7 @@ class Qwen2AudioLM(AudioModelSupport, HFLM):
         )
         self.audio_token_id = self.tokenizer.convert_tokens_to_ids(AUDIO_TOKEN)
         self.audio_encoder_calls = 0  # clips encoded; the benchmark reads it
-        self._truncated = 0  # this request call's; the run's total is `truncated_clips`
+        self._truncated: set[str] = set()  # clips cut in this request call; the run's: `truncated_clips`
         self.dropped_text_docs = 0  # mode=audio: documents whose own text was dropped
         self._setup_cpu_data_parallel()
         self.freeze_identity()
@@ -242,13 +242,13 @@ class Qwen2AudioLM(AudioModelSupport, HFLM):
                     array, max_seconds=self.max_audio_seconds, policy=self.long_audio, name=name
                 )
                 if cut:
-                    if self._truncated == 0:
+                    if not self._truncated:
                         logger.warning(
                             "%s is longer than %g s and was truncated (long_audio=truncate); "
                             "a count follows at the end of the run",
                             name, self.max_audio_seconds,
                         )
-                    self._truncated += 1
+                    self._truncated.add(key)
                     self.note_truncated(key)
                 arrays[key] = array
         return arrays
@@ -348,10 +348,10 @@ class Qwen2AudioLM(AudioModelSupport, HFLM):
                 self.cache_hook.add_partial("loglikelihood", requests[r.index].args, res)
             pbar.update(sum(len(g) for g in batch))
         pbar.close()
-        self._report_truncation()
         sampled = self.verification.sample(len(prepared))
         alone = [self._score_batch([[prepared[i]]])[0][1][0] for i in sampled]
         self.verification.record_loglikelihood([results[i][0] for i in sampled], alone)
+        self._report_truncation()
         return results
 
     @torch.inference_mode()
@@ -409,13 +409,13 @@ class Qwen2AudioLM(AudioModelSupport, HFLM):
                 self.cache_hook.add_partial("generate_until", requests[r.index].args, text)
                 pbar.update(1)
         pbar.close()
-        self._report_truncation()
-        if self.rtfx.clips:
-            logger.info("qwen2audio %s", self.rtfx.summary())
         results = collator.get_original(results)
         sampled = self.verification.sample(len(prepared))
         alone = [self._generate_batch([prepared[i]], measure=False)[0] for i in sampled]
         self.verification.record_generation([results[i] for i in sampled], alone)
+        self._report_truncation()
+        if self.rtfx.clips:
+            logger.info("qwen2audio %s", self.rtfx.summary())
         return results
 
     @torch.inference_mode()
@@ -463,9 +463,9 @@ class Qwen2AudioLM(AudioModelSupport, HFLM):
         if self._truncated:
             logger.warning(
                 "%d audio clip(s) were longer than %g s and were truncated (long_audio=truncate)",
-                self._truncated, self.max_audio_seconds,
+                len(self._truncated), self.max_audio_seconds,
             )
-            self._truncated = 0
+            self._truncated = set()
 
     def get_model_info(self) -> dict:
         """HFLM's model facts plus mode, encoder setting, adapter and the protocol fields."""
