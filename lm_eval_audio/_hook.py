@@ -11,7 +11,10 @@ post-import hook that acts only when a process imports lm-eval itself:
   versions read themselves), and so are our filters and metrics (`registration.py`);
 - after `lm_eval.api.model` loads, the request-cache key learns to hash numpy audio arrays by
   content (lm-eval hashes bytes and images, but raises on arrays, so `--use_cache` crashed);
-- after `lm_eval.tasks.manager` loads, every `TaskManager` also indexes our `tasks/` folder.
+- after `lm_eval.tasks.manager` loads, every `TaskManager` also indexes our `tasks/` folder;
+- after `lm_eval.api.task` loads, what our task loaders record about their data (source, TTS
+  settings; `data._common.record_protocol`) goes into the task's `metadata.protocol`, with the
+  number and a content hash of the items scored, so the results JSON says how it was made.
 """
 
 from __future__ import annotations
@@ -95,10 +98,40 @@ def _patch_task_manager(manager_module) -> None:
     cls.__init__ = __init__
 
 
+def _patch_task_protocol(task_module) -> None:
+    cls = task_module.ConfigurableTask
+    if getattr(cls.download, "_lm_eval_audio", False):
+        return
+    original_download, original_dump = cls.download, cls.dump_config
+    attr = "_lm_eval_audio_protocol"  # data._common.PROTOCOL_ATTR (not imported: keep the hook light)
+
+    def download(self, *args, **kwargs):
+        original_download(self, *args, **kwargs)
+        protocol = getattr(getattr(self, "dataset", None), attr, None)
+        if protocol is not None:
+            self._lm_eval_audio_protocol = protocol
+
+    def dump_config(self):
+        config = original_dump(self)
+        protocol = getattr(self, "_lm_eval_audio_protocol", None)
+        if protocol is not None:
+            from lm_eval_audio.data._common import items_sha256
+
+            docs = list(self.eval_docs)
+            scored = sorted({inst.doc_id for inst in self.instances}) if self.instances else range(len(docs))
+            config["metadata"] = dict(config.get("metadata") or {}, protocol=dict(
+                protocol, items_scored=len(scored), items_sha256=items_sha256(docs[i] for i in scored)))
+        return config
+
+    download._lm_eval_audio = True
+    cls.download, cls.dump_config = download, dump_config
+
+
 _AFTER_IMPORT = {
     "lm_eval.api.registry": _register_models,
     "lm_eval.api.model": _patch_cache_key,
     "lm_eval.tasks.manager": _patch_task_manager,
+    "lm_eval.api.task": _patch_task_protocol,
 }
 
 
