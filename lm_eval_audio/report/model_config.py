@@ -63,9 +63,9 @@ class ModelConfig:
 
     @property
     def sort_key(self) -> tuple:
-        """Rows of one checkpoint together; base before adapters; real runs before controls."""
+        """Rows of one checkpoint together; base before adapters; a control right after its real run."""
         return (self.checkpoint, self.model, self.adapter or "", self.mode or "", self.other_args,
-                self.control or "", self.protocol.summary)
+                self.protocol.summary, self.control or "")
 
     @property
     def base(self) -> "ModelConfig":

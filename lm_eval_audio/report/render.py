@@ -12,7 +12,6 @@ import base64
 import csv
 import html
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -344,15 +343,17 @@ def write_paired_csv(report: Report, path: Path) -> None:
             w.writerow(row)
 
 
-# Short numeric cells ("0.4186", "-0.0698 ± 0.1017", "[-0.27, +0.11]", "10 (id)") never break inside.
-_NUMERIC = re.compile(r"^[-+\[\d][\d.,+\-\[\]±% ]*(\([\w ]+\))?$")
+def _breakable(text: str) -> str:
+    """Escaped text that may wrap after underscores: task names and file names are long words
+    (`timbre_range_seed_ft_validation`) that would otherwise set a column's minimum width."""
+    return html.escape(text).replace("_", "_<wbr>")
 
 
 def _html_cell(value: str, tag: str = "td", title: str = "") -> str:
     t = f' title="{html.escape(title)}"' if title else ""
     first, _, rest = value.partition("\n")
-    inner = html.escape(first) + (f'<br><span class="muted">{html.escape(rest)}</span>' if rest else "")
-    cls = ' class="warn"' if value.startswith("NOT ") else (' class="num"' if _NUMERIC.match(value) else "")
+    inner = _breakable(first) + (f'<br><span class="muted">{_breakable(rest)}</span>' if rest else "")
+    cls = ' class="warn"' if value.startswith("NOT ") else ""
     return f"<{tag}{t}{cls}>{inner}</{tag}>"
 
 
