@@ -295,21 +295,6 @@ def make_tasks(folder: Path, silent: bool = False) -> Path:
     return folder
 
 
-def make_text_lm(tiny_qwen2audio: Path, out: Path) -> Path:
-    """A tiny random Qwen2 text LM (the backbone) sharing the tiny checkpoint's tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
-
-    tok = AutoTokenizer.from_pretrained(tiny_qwen2audio)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      num_key_value_heads=1, intermediate_size=64, max_position_embeddings=2048,
-                      eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    Qwen2ForCausalLM(cfg).save_pretrained(out)
-    tok.save_pretrained(out)
-    return out
-
-
 def make_adapter(model_dir: Path, out: Path) -> Path:
     """A random (non-zero) LoRA adapter on the language model's attention, saved with PEFT."""
     import torch
@@ -369,6 +354,7 @@ def make_seed_runs(root: Path, tiny_model_dir: Path) -> SeedRuns:
     from lm_eval.tasks import TaskManager
 
     from lm_eval_audio.tiny_whisper import build_tiny_whisper
+    from test_reproduce import make_text_lm  # the backbone: a tiny random Qwen2 text LM
 
     tasks = make_tasks(root / "tasks")
     silent = make_tasks(root / "tasks_silent", silent=True)

@@ -260,6 +260,26 @@ def test_control_beside_its_real_run_with_a_verdict(seed_runs, report, report_di
         assert want in line
 
 
+def test_verdict_follows_the_metric_direction(report):
+    """A real run better than its control beyond the interval is 'significantly better' for a
+    higher-is-better score and, for WER, when the difference is below zero."""
+    from dataclasses import replace
+
+    from lm_eval_audio.report.render import verdict
+    from lm_eval_audio.report.stats import paired_stats
+
+    comp = report.of_kind(views.CONTROL)[0]
+    up = replace(comp, stats=paired_stats([0] * 20, [1] * 15 + [0] * 5, n_resamples=500))
+    assert up.stats.ci_low > 0 and up.b_significantly_better is True
+    assert verdict(up) == "real significantly better"
+    assert verdict(replace(comp, stats=paired_stats([0, 1] * 10, [1, 0] * 10, n_resamples=500))) \
+        == "NOT significantly better than control"
+    wer = _one(report.of_kind(views.ASR), task_a="librispeech_dev_clean_200")  # lower is better
+    down = replace(wer, stats=paired_stats([0.5] * 20, [0.2] * 19 + [0.3], n_resamples=500))
+    assert down.higher_is_better is False and down.b_significantly_better is True
+    assert replace(wer, stats=up.stats).b_significantly_better is False
+
+
 def test_asr_paired_wer_whisper_vs_audio_llm_and_adapter_vs_base(seed_runs, report):
     from lm_eval_audio.wer import corpus_wer
 
@@ -293,16 +313,22 @@ def _edit(path: Path, fn) -> None:
     path.write_text(json.dumps(data))
 
 
-def test_missing_item_key_falls_back_to_doc_id_and_says_so(seed_runs, tmp_path):
+def _edit_spoken_samples(seed_runs, tmp_path, fn) -> tuple[Path, list[dict]]:
+    """A copy of the runs whose spoken_mmlu_seed samples (real run) went through `fn(line)`."""
     copy = _copy(seed_runs, tmp_path)
     speech = copy / seed_runs.files["speech"].relative_to(seed_runs.root)
-    # The spoken documents lose their mmlu_id: the view must pair by doc_id and say why; the
-    # reversed document order then gives different targets on most doc ids, which are left out.
     samples = next(speech.parent.glob("samples_spoken_mmlu_seed_2*.jsonl"))
     lines = [json.loads(line) for line in samples.read_text().splitlines()]
     for s in lines:
-        s["doc"].pop("mmlu_id")
+        fn(s)
     samples.write_text("".join(json.dumps(s) + "\n" for s in lines))
+    return copy, lines
+
+
+def test_missing_item_key_falls_back_to_doc_id_and_says_so(seed_runs, tmp_path):
+    # The spoken documents lose their mmlu_id: the view must pair by doc_id and say why; the
+    # reversed document order then gives different targets on most doc ids, which are left out.
+    copy, lines = _edit_spoken_samples(seed_runs, tmp_path, lambda s: s["doc"].pop("mmlu_id"))
     report = build_report([copy], ReportOptions(n_resamples=200))
     comp = _one(report.of_kind(views.DEGRADATION), task_a="mmlu_seed", task_b="spoken_mmlu_seed", filter_b="strict")
     assert comp.item_key == "doc_id"
@@ -316,14 +342,11 @@ def test_missing_item_key_falls_back_to_doc_id_and_says_so(seed_runs, tmp_path):
 
 
 def test_duplicate_item_ids_are_a_problem_not_a_pairing(seed_runs, tmp_path):
-    copy = _copy(seed_runs, tmp_path)
-    speech = copy / seed_runs.files["speech"].relative_to(seed_runs.root)
-    samples = next(speech.parent.glob("samples_spoken_mmlu_seed_2*.jsonl"))
-    lines = [json.loads(line) for line in samples.read_text().splitlines()]
-    for s in lines:
+    def repeat(s):
         if s["doc_id"] == 1:
             s["doc"]["mmlu_id"] = "anatomy/13"  # doc 0's id
-    samples.write_text("".join(json.dumps(s) + "\n" for s in lines))
+
+    copy, _ = _edit_spoken_samples(seed_runs, tmp_path, repeat)
     report = build_report([copy], ReportOptions(n_resamples=200))
     comp = _one(report.of_kind(views.DEGRADATION), task_a="mmlu_seed", task_b="spoken_mmlu_seed", filter_b="strict")
     assert comp.stats is None and "item mmlu_id='anatomy/13' appears in documents 0 and 1" in comp.problem
