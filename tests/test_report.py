@@ -251,6 +251,10 @@ def test_control_beside_its_real_run_with_a_verdict(seed_runs, report, report_di
         assert comp.stats.diff == pytest.approx(np.mean([real[k]["exact_match"] - ctrl[k]["exact_match"]
                                                          for k in real]), abs=1e-12)
         assert comp.b_significantly_better is (comp.stats.ci_low > 0)
+        # The fixture's control documents point at other (silent) clip files: same items by
+        # identity, other documents, which the report pairs and says.
+        assert len(comp.doc_differs_ids) == comp.stats.n == N_ITEMS - 1
+    assert sum("13 items share their mmlu_id but not their document (doc_hash)" in n for n in report.notes) == 2
     md = (report_dir / "report.md").read_text()
     section = md.split("## Controls")[1].split("\n## ")[0]
     verdicts = [line for line in section.splitlines() if "{control: silence}" in line]

@@ -144,6 +144,10 @@ def comparison_notes(c: Comparison) -> list[str]:
             mism += ": " + ", ".join(c.mismatched_ids[:5]) + (" ..." if len(c.mismatched_ids) > 5 else "")
         out.append(f"{where}: compared {c.stats.n} common items by {c.item_key}; {c.n_only_a} only in "
                    f"{name_a}, {c.n_only_b} only in {name_b}, {mism}")
+    if c.doc_differs_ids:
+        out.append(f"{where}: {len(c.doc_differs_ids)} items share their {c.item_key} but not their document "
+                   f"(doc_hash) in the two runs; paired by identity (e.g. {c.doc_differs_ids[0]}): check that "
+                   "the task versions and clips are the ones meant")
     return out
 
 

@@ -140,6 +140,7 @@ class Pairing:
     only_b: list[str]
     mismatched: list[str]  # same id, different target (or, keyed by doc_id, different document)
     note: str | None = None  # set when the pairing fell back to doc_id
+    doc_differs: list[str] = field(default_factory=list)  # same task and item id, other document: paired, reported
 
 
 def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, Items, Pairing]:
@@ -161,17 +162,20 @@ def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, I
     by_doc_id = ia.key == DOC_ID
     # Targets are comparable only between tasks that state them the same way (MC: index, gen: text).
     same_format = a.output_type == b.output_type
-    common, mismatched = [], []
+    common, mismatched, differs = [], [], []
     for item, ra in ia.by_key.items():
         rb = ib.by_key.get(item)
         if rb is None:
             continue
+        other_doc = a.task == b.task and ra.doc_hash and rb.doc_hash and ra.doc_hash != rb.doc_hash
         if same_format and ra.target.strip() != rb.target.strip():
             mismatched.append(item)
-        elif by_doc_id and a.task == b.task and ra.doc_hash and rb.doc_hash and ra.doc_hash != rb.doc_hash:
-            mismatched.append(item)
+        elif by_doc_id and other_doc:
+            mismatched.append(item)  # no identity to go by: a different document is a different item
         else:
             common.append(item)
+            if other_doc:
+                differs.append(item)  # the same item by identity, its document changed (task version, clip)
     only_a = [k for k in ia.by_key if k not in ib.by_key]
     only_b = [k for k in ib.by_key if k not in ia.by_key]
-    return ia, ib, Pairing(ia.key, common, only_a, only_b, mismatched, note)
+    return ia, ib, Pairing(ia.key, common, only_a, only_b, mismatched, note, differs)

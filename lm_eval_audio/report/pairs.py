@@ -60,6 +60,7 @@ class Comparison:
     pairing_note: str | None = None  # set when pairing fell back to doc_id
     problem: str | None = None  # why stats is None
     mismatched_ids: list[str] = field(default_factory=list)
+    doc_differs_ids: list[str] = field(default_factory=list)  # paired by identity, documents differ
 
     @property
     def higher_is_better(self) -> bool | None:
@@ -107,6 +108,7 @@ def compare_cells(kind: str, model: str, a: Cell, b: Cell, ma: str, fa: str, mb:
     comp.item_key, comp.pairing_note = pairing.key, pairing.note
     comp.n_only_a, comp.n_only_b = len(pairing.only_a), len(pairing.only_b)
     comp.n_mismatched, comp.mismatched_ids = len(pairing.mismatched), pairing.mismatched
+    comp.doc_differs_ids = pairing.doc_differs
     if not pairing.common:
         comp.problem = (f"no item is scored in both runs ({len(ia.by_key)} vs {len(ib.by_key)} items by "
                         f"{pairing.key}, {comp.n_mismatched} with the same id but a different target or document)")
