@@ -401,6 +401,21 @@ def test_results_cells_show_the_values(seed_runs, report, report_dir):
                 assert fmt(mv.value) in md
 
 
+def test_a_single_run_reports_what_it_cannot_show(seed_runs, tmp_path):
+    out = tmp_path / "r"
+    report = build_report([seed_runs.files["whisper"]], ReportOptions(n_resamples=200))
+    write_report(report, out)
+    assert [r.label.split(":")[0] for r in report.leaderboard.rows] == ["whisper"]
+    assert report.comparisons == [] and report.seed == []
+    md = (out / "report.md").read_text()
+    for empty in ("No backbone run (a task with metadata role: backbone) pairs with an audio LLM run.",
+                  "No model has paired text and spoken runs.", "No control run (audio_control=silence|shuffle).",
+                  "No Whisper run and audio LLM run on the same utterances."):
+        assert empty in md
+    page = (out / "report.html").read_text()
+    assert "No model has a backbone, text and speech run to draw a ladder from." in page
+
+
 def test_bad_inputs_name_the_file(tmp_path):
     with pytest.raises(ResultsError, match="no such file"):
         find_results_files([tmp_path / "nope"])

@@ -199,6 +199,14 @@ def paired_rows(comparisons: list[Comparison]) -> Table:
         if kind == views.CONTROL:
             line.append(verdict(c))
         body.append(line)
+    if not any(c.stats is not None and c.stats.binary for c in comparisons):
+        # No 0/1 scores (WER, mean scores): flips and McNemar do not exist; drop their columns.
+        # The McNemar column stays when it holds a "not computed" reason.
+        gone = ("a right, b wrong", "a wrong, b right") + (
+            ("McNemar p",) if all(c.stats is not None for c in comparisons) else ())
+        keep = [i for i, h in enumerate(header) if h not in gone]
+        header = [header[i] for i in keep]
+        body = [[r[i] for i in keep] for r in body]
     return header, body
 
 
