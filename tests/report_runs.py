@@ -72,6 +72,10 @@ def digit(resps, docs):
     return out
 
 
+def label_index(resps, docs):
+    return [str(_code(rs[0], "label/" + doc["clip_id"]) % 3) for rs, doc in zip(resps, docs)]
+
+
 def asr(resps, docs):
     # Keep each reference word, or replace it by a wrong one, by a checksum of the response.
     out = []
@@ -176,6 +180,10 @@ filter_list:
     filter:
       - function: custom
         filter_fn: !function utils.digit
+  - name: label_index
+    filter:
+      - function: custom
+        filter_fn: !function utils.label_index
 process_results: !function utils.process_digit
 metric_list:
   - metric: exact_match

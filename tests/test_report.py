@@ -104,7 +104,7 @@ def test_csv_reproduces_every_number_of_the_results_files(seed_runs, report_dir)
                 assert row["stderr"] == ("" if isinstance(stderr, str) else repr(stderr))
                 assert int(row["n"]) == data["n-samples"][task]["effective"]
                 expected += 1
-    assert expected == len(measured) == 5 * 6 + 2 + 3 + 4  # gen MMLU, MC, ASR, timbre
+    assert expected == len(measured) == 5 * 6 + 2 + 3 + 4 * 2  # gen MMLU, MC, ASR, timbre (2 filters)
 
 
 def test_leaderboard_has_one_row_per_model_with_the_files_numbers(seed_runs, report):
@@ -127,6 +127,7 @@ def test_leaderboard_has_one_row_per_model_with_the_files_numbers(seed_runs, rep
     assert timbre_train.value == _value(seed_runs, "timbre_adapter", "timbre_range_seed_ft", "exact_match,strict")
     before = _value(seed_runs, "timbre_base", "timbre_range_seed", "exact_match,strict")
     assert timbre_train.text.startswith(f"{before:.3f} → {timbre_train.value:.3f}")
+    assert "; " not in timbre_train.text  # one filter (strict) of the two the timbre tasks report
     assert timbre_val.value == _value(seed_runs, "timbre_adapter", "timbre_range_seed_ft_validation",
                                       "exact_match,strict")
     # The backbone, the no-chat-template audio LLM (a different protocol), its control, Whisper.
@@ -225,8 +226,9 @@ def test_ladder_steps_are_the_paired_views(seed_runs, report):
 
 def test_timbre_before_after_pairs_the_ft_task_with_its_before_task(seed_runs, report, report_dir):
     comps = report.of_kind(views.ADAPTER)
-    train = _one(comps, task_a="timbre_range_seed", task_b="timbre_range_seed_ft")
-    val = _one(comps, task_a="timbre_range_seed_validation", task_b="timbre_range_seed_ft_validation")
+    train = _one(comps, task_a="timbre_range_seed", task_b="timbre_range_seed_ft", filter_b="strict")
+    val = _one(comps, task_a="timbre_range_seed_validation", task_b="timbre_range_seed_ft_validation",
+               filter_b="strict")
     for comp, (ta, tb) in ((train, ("timbre_range_seed", "timbre_range_seed_ft")),
                            (val, ("timbre_range_seed_validation", "timbre_range_seed_ft_validation"))):
         a = _samples(seed_runs, "timbre_base", ta, "strict")

@@ -33,6 +33,8 @@ class ScoreColumn:
     label: str
     tasks: tuple[str, ...]
     metrics: tuple[str, ...] = ("exact_match", "acc")  # the first the task reports
+    any_task: bool = False  # when the row ran none of `tasks`: any task reporting the metric
+    show_task: bool = False  # name the task under the value (the column spans several data sets)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class BeforeAfterColumn:
     label: str
     prefix: str
     split: str
+    filter: str = "strict"  # the filter shown when the task reports several (the seed's raw digit match)
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class LeaderboardSpec:
     mmlu_speech: ScoreColumn = ScoreColumn("MMLU speech", ("spoken_mmlu_seed", "spoken_mmlu_seed_mc"))
     speech_minus_text: str = "speech − text"
     asr: ScoreColumn = ScoreColumn("LibriSpeech WER", ("librispeech_dev_clean_200", "librispeech_dev_clean_200_chat",
-                                                       "librispeech_dev_clean"), ("wer",))
+                                                       "librispeech_dev_clean"), ("wer",), any_task=True,
+                                   show_task=True)
     timbre: tuple[BeforeAfterColumn, ...] = (
         BeforeAfterColumn("timbre before → after, scored on training items (seed)", "timbre_range", "train"),
         BeforeAfterColumn("timbre before → after, held-out validation", "timbre_range", "validation"),
@@ -138,7 +142,11 @@ def _filter_of(mvs: dict[tuple[str, str], MetricValue], metric: str, preferred: 
 
 
 def _score(row: LeaderRow, col: ScoreColumn, preferred_filter: str) -> tuple[LeaderCell, Cell | None, str | None]:
-    for task in col.tasks:
+    tasks = list(col.tasks)
+    if col.any_task:
+        tasks += sorted(t for t, c in row.cells.items() if t not in tasks
+                        and any(m in col.metrics for m, _ in c.result.metrics))
+    for task in tasks:
         cell = row.cells.get(task)
         if cell is None:
             continue
@@ -148,6 +156,8 @@ def _score(row: LeaderRow, col: ScoreColumn, preferred_filter: str) -> tuple[Lea
                 continue
             mv = cell.result.metrics[(metric, filt)]
             text = _fmt(mv.value) + (f" ± {mv.stderr:.3f}" if mv.stderr is not None else "")
+            if col.show_task:
+                text += f"\n{task}"
             src = f"{task} {metric} ({filt}) of {cell.config.full_label}"
             return LeaderCell(text, f"{src}, n={cell.result.n}", mv.value, [src]), cell, filt
     return LeaderCell(), None, None
@@ -188,6 +198,9 @@ def build_leaderboard(cells: dict[tuple[ModelConfig, str], Cell], comparisons: l
         base_configs = set(row.configs)
         for col in spec.timbre:
             comps = [c for c in before_after if c.a.config in base_configs and _in_column(c, col)]
+            shown = col.filter if any(c.filter_b == col.filter for c in comps) else \
+                min((c.filter_b for c in comps), default=None)
+            comps = [c for c in comps if c.filter_b == shown]
             row.columns.append(_before_after(comps))
     header = ["model", spec.mmlu_text.label, spec.mmlu_speech.label, spec.speech_minus_text, spec.asr.label] + [
         c.label for c in spec.timbre]
@@ -198,9 +211,11 @@ def build_leaderboard(cells: dict[tuple[ModelConfig, str], Cell], comparisons: l
         "mix of rules is in the seed table below), multiple-choice tasks acc. Value ± lm-eval's standard error.",
         f"{spec.speech_minus_text}: the paired difference on the items both runs scored, with its 95% paired "
         "bootstrap interval.",
-        f"{spec.asr.label}: corpus WER (lower is better) of the first of {', '.join(spec.asr.tasks)}.",
+        f"{spec.asr.label}: corpus WER (lower is better) of the first of {', '.join(spec.asr.tasks)}, else of "
+        "any task reporting WER (the task is named under the value).",
         "timbre before → after: the base model on the baseline prompt, then its adapter (on the fine-tune "
-        "prompt where the task says so), same clips; Δ with its 95% paired bootstrap interval. The seed scored "
+        "prompt where the task says so), same clips, exact_match under the column's filter (the seed's 'strict' "
+        "by default) where the task has it; Δ with its 95% paired bootstrap interval. The seed scored "
         "its adapter on the items it was trained on: that column measures memorisation as much as skill; the "
         "held-out validation column is the sound figure.",
     ]
@@ -221,5 +236,5 @@ def _before_after(comps: list[Comparison]) -> LeaderCell:
         parts.append(f"{_fmt(s.mean_a)} → {_fmt(s.mean_b)} (Δ {_fmt(s.diff, True)} "
                      f"[{_fmt(s.ci_low, True)}, {_fmt(s.ci_high, True)}]"
                      + (f", {name}" if len(comps) > 1 else "") + ")")
-        srcs.append(f"{c.a.result.task} → {c.b.result.task} ({c.filter_b}), +{name}, n={s.n}")
+        srcs.append(f"{c.a.result.task} → {c.b.result.task} {c.metric} ({c.filter_b}), +{name}, n={s.n}")
     return LeaderCell("; ".join(parts), "; ".join(srcs), comps[0].stats.mean_b, srcs)
