@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -269,8 +271,6 @@ def test_control_beside_its_real_run_with_a_verdict(seed_runs, report, report_di
 def test_verdict_follows_the_metric_direction(report):
     """A real run better than its control beyond the interval is 'significantly better' for a
     higher-is-better score and, for WER, when the difference is below zero."""
-    from dataclasses import replace
-
     from lm_eval_audio.report.render import verdict
     from lm_eval_audio.report.stats import paired_stats
 
@@ -372,9 +372,15 @@ def test_rows_split_by_tts_setup_and_share_the_text_run(seed_runs, tmp_path):
     rows = [r for r in report.leaderboard.rows if r.label == f"qwen2audio:{_checkpoint(seed_runs)} (dtype=float32)"
             and "tts" in r.protocol]
     assert sorted(r.protocol.split("tts ")[1] for r in rows) == ["voice=alloy", "voice=echo"]
+    long = "Speak like reading a question with 4 alternatives in an exam."
+    assert replace(rows[0].configs[0].protocol, tts=(("tts_instructions", long),)).summary.endswith(
+        "tts instructions=#" + hashlib.sha1(long.encode()).hexdigest()[:6])
     text = _value(seed_runs, "text", "mmlu_seed", "exact_match,choice")
     assert all(r.columns[0].value == text for r in rows)  # the text run lends its cell to both
     assert all(r.columns[2].text not in ("", "not paired") for r in rows)  # and pairs with each voice
+    write_report(report, tmp_path / "r")
+    checks = (tmp_path / "r" / "report.md").read_text().split("## Run protocol and checks")[1].split("\n## ")[0]
+    assert "tts_voice=alloy" in checks and "tts_voice=echo" in checks
 
 
 def test_verify_batch_and_protocol_are_shown(seed_runs, tmp_path):

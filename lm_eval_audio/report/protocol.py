@@ -86,5 +86,23 @@ class Protocol:
             shots += " multiturn"
         parts.append(shots)
         if self.tts:
-            parts.append("tts " + " ".join(f"{k.split('.')[-1].removeprefix('tts_')}={v}" for k, v in self.tts))
+            parts.append("tts " + " ".join(f"{_short_key(k)}={_short_value(v)}" for k, v in self.tts))
         return ", ".join(parts)
+
+    @property
+    def tts_text(self) -> str:
+        """Every TTS field in full ('' when there are none)."""
+        return "; ".join(f"{k}={v}" for k, v in self.tts)
+
+
+def _short_key(key: str) -> str:
+    return key.split(".")[-1].removeprefix("tts_")
+
+
+def _short_value(value: str, limit: int = 24) -> str:
+    # Long values (TTS instructions) would swamp a table cell: a stable short hash stands for them.
+    if len(value) <= limit:
+        return value
+    import hashlib
+
+    return "#" + hashlib.sha1(value.encode("utf-8")).hexdigest()[:6]

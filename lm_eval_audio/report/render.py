@@ -235,7 +235,7 @@ def agreement_rows(report: Report) -> Table:
 
 def checks_rows(report: Report) -> Table:
     """Per configuration: its protocol, audio control and verify_batch figures."""
-    header = ["configuration", "chat template / system / few-shot / TTS", "audio control", "verify_batch", "runs"]
+    header = ["configuration", "chat template / system / few-shot", "TTS", "audio control", "verify_batch", "runs"]
     by_config: dict[ModelConfig, list] = {}
     for run in report.runs:
         by_config.setdefault(run.model_config, []).append(run)
@@ -243,7 +243,8 @@ def checks_rows(report: Report) -> Table:
     for config in sorted(by_config, key=lambda c: c.sort_key):
         runs = by_config[config]
         checks = "; ".join(f"{k}={v}" for r in runs for k, v in r.checks.items()) or "not recorded"
-        body.append([config.label, config.protocol.summary, config.control or "none (real audio)", checks,
+        body.append([config.label, config.protocol.without_tts().summary, config.protocol.tts_text or "-",
+                     config.control or "none (real audio)", checks,
                      ", ".join(r.path.name for r in runs)])
     return header, body
 
