@@ -197,6 +197,20 @@ def test_speech_and_text_pair_by_mmlu_id_not_doc_id(seed_runs, report):
     assert mc.stats.diff == pytest.approx(np.mean([sb[k]["acc"] - ta[k]["acc"] for k in common]), abs=1e-12)
 
 
+def test_an_explicit_pair_overrides_the_metadata_twin(seed_runs):
+    """`--pair SPOKEN=TEXT`: the loglikelihood spoken task against the generation text task
+    (acc vs exact_match, both per-item correctness), still paired by mmlu_id."""
+    report = build_report([seed_runs.root], ReportOptions(n_resamples=200,
+                                                          pairs=(("spoken_mmlu_seed_mc", "mmlu_seed"),)))
+    comps = [c for c in report.of_kind(views.DEGRADATION) if c.b.result.task == "spoken_mmlu_seed_mc"]
+    assert {(c.a.result.task, c.metric) for c in comps} == {("mmlu_seed", "exact_match vs acc")}
+    text = _samples(seed_runs, "text", "mmlu_seed", comps[0].filter_a)
+    spoken = _samples(seed_runs, "speech", "spoken_mmlu_seed_mc", "none")
+    common = sorted(set(text) & set(spoken))
+    assert comps[0].item_key == "mmlu_id" and comps[0].stats.n == len(common)
+    assert comps[0].stats.diff == pytest.approx(np.mean([spoken[k]["acc"] - text[k]["exact_match"] for k in common]))
+
+
 def test_backbone_vs_audio_llm_and_their_agreement(seed_runs, report):
     comps = [c for c in report.of_kind(views.BACKBONE) if "no chat" not in c.model]
     assert sorted(c.filter_b for c in comps) == ["choice", "strict"]
