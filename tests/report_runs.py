@@ -362,11 +362,14 @@ def make_seed_runs(root: Path, tiny_model_dir: Path) -> SeedRuns:
     from lm_eval.tasks import TaskManager
 
     from lm_eval_audio.tiny_whisper import build_tiny_whisper
-    from test_reproduce import make_text_lm  # the backbone: a tiny random Qwen2 text LM
+    try:  # the backbone: a tiny text LM sharing the tiny checkpoint's tokenizer and chat template
+        from lm_eval_audio.tiny import build_text_backbone  # main's, once merged
+    except ImportError:
+        from test_reproduce import make_text_lm as build_text_backbone  # this branch's (main drops it)
 
     tasks = make_tasks(root / "tasks")
     silent = make_tasks(root / "tasks_silent", silent=True)
-    backbone = make_text_lm(tiny_model_dir, root / "text-lm")
+    backbone = build_text_backbone(tiny_model_dir, root / "text-lm")
     whisper = build_tiny_whisper(root / "whisper")
     adapter = make_adapter(tiny_model_dir, root / "adapter")
     tm = TaskManager(include_defaults=False, include_path=str(tasks))
