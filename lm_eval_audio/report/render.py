@@ -12,6 +12,7 @@ import base64
 import csv
 import html
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,8 +86,11 @@ class Outputs:
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
-    """A number for reading: fixed decimals, '-' for missing."""
-    return "-" if x is None else f"{x:.{digits}f}"
+    """A number for reading: fixed decimals, '-' for missing, 'n/a' for NaN (e.g. accuracy over
+    answered items when none was answered)."""
+    if x is None:
+        return "-"
+    return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
 
 
 def _pct(x: float | None) -> str:
