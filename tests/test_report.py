@@ -400,9 +400,16 @@ def test_rows_split_by_tts_setup_and_share_the_text_run(seed_runs, tmp_path):
 def test_verify_batch_and_protocol_are_shown(seed_runs, tmp_path):
     copy = _copy(seed_runs, tmp_path)
     speech = copy / seed_runs.files["speech"].relative_to(seed_runs.root)
-    _edit(speech, lambda d: d["config"].update(verify_batch=4, verify_batch_max_abs_diff=1.5e-06))
+
+    def verified(d):
+        d["config"].update(verify_batch=4, verify_batch_max_abs_diff=1.5e-06)
+        d["config"]["model_args"] += ",verify_batch=4"  # a check, not a different model: same row
+
+    _edit(speech, verified)
     out = tmp_path / "r"
-    write_report(build_report([copy], ReportOptions(n_resamples=200)), out)
+    report = build_report([copy], ReportOptions(n_resamples=200))
+    write_report(report, out)
+    assert len(report.leaderboard.rows) == 6
     md = (out / "report.md").read_text()
     section = md.split("## Run protocol and checks")[1].split("\n## ")[0]
     line = next(line for line in section.splitlines() if "[audio] (dtype=float32) " in line and "control" not in line)

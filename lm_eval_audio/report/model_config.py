@@ -18,6 +18,7 @@ from lm_eval_audio.report.protocol import Protocol
 EXECUTION_ONLY_ARGS = frozenset({
     "device", "batch_size", "max_batch_size", "parallelize", "device_map", "trust_remote_code",
     "num_workers", "compute_type_threads", "cpu_threads", "use_fast_tokenizer",
+    "verify_batch",  # rescoring a sample alone checks the batched scores; it changes none (shown as a check)
 })
 CHECKPOINT_ARGS = ("pretrained", "model", "path", "engine")
 ADAPTER_ARGS = ("peft", "lora", "adapter", "delta")
