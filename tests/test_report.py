@@ -361,6 +361,22 @@ def test_missing_item_key_falls_back_to_doc_id_and_says_so(seed_runs, tmp_path):
     assert f"{differing} with the same doc_id but a different target or document (left out)" in notes
 
 
+def test_missing_samples_and_item_counts_are_notes(seed_runs, tmp_path):
+    copy = _copy(seed_runs, tmp_path)
+    speech = copy / seed_runs.files["speech"].relative_to(seed_runs.root)
+    for p in speech.parent.glob("samples_spoken_mmlu_seed_mc_*.jsonl"):
+        p.unlink()
+    _edit(speech, lambda d: d["n-samples"]["spoken_mmlu_seed"].update(effective=5))  # as if --limit 5
+    report = build_report([copy], ReportOptions(n_resamples=200))
+    notes = "\n".join(report.notes)
+    comp = _one(report.of_kind(views.DEGRADATION), task_b="spoken_mmlu_seed_mc")
+    assert comp.stats is None and comp.problem == (
+        "no per-sample log for spoken_mmlu_seed_mc; rerun lm_eval with --log_samples")
+    assert "mmlu_seed_mc (none) vs spoken_mmlu_seed_mc (none): no per-sample log" in notes
+    assert "spoken_mmlu_seed: configurations scored different numbers of items" in notes
+    assert ": 5" in notes and ": 13" in notes
+
+
 def test_duplicate_item_ids_are_a_problem_not_a_pairing(seed_runs, tmp_path):
     def repeat(s):
         if s["doc_id"] == 1:
