@@ -135,6 +135,12 @@ def test_leaderboard_has_one_row_per_model_with_the_files_numbers(seed_runs, rep
     # The backbone, the no-chat-template audio LLM (a different protocol), its control, Whisper.
     labels = sorted(rows)
     assert len(labels) == 6, labels
+    # The story's order: backbone, the audio LLM (control right after its real run), then ASR-only rows.
+    order = [(r.label.replace(_checkpoint(seed_runs), "tiny").split(" (")[0].split(" +")[0], r.protocol[:8])
+             for r in lb.rows]
+    assert order == [("hf:text-lm", chat[:8]), ("qwen2audio:tiny", chat[:8]), ("qwen2audio:tiny", chat[:8]),
+                     ("qwen2audio:tiny", "no chat "), ("qwen2audio:tiny", "no chat "), ("whisper:whisper", "no chat ")]
+    assert "{control: silence}" in lb.rows[2].label and "/adapter" in lb.rows[4].label
     nochat = rows[("qwen2audio:tiny (dtype=float32)", "no chat template, 0-shot")]
     assert nochat.columns[0].value == _value(seed_runs, "text_nochat", "mmlu_seed", "exact_match,choice")
     assert nochat.columns[3].value == _value(seed_runs, "asr", "librispeech_dev_clean_200", "wer,none")

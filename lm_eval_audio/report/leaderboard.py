@@ -202,6 +202,7 @@ def build_leaderboard(cells: dict[tuple[ModelConfig, str], Cell], comparisons: l
                 min((c.filter_b for c in comps), default=None)
             comps = [c for c in comps if c.filter_b == shown]
             row.columns.append(_before_after(comps))
+    rows = _story_order(rows)
     header = ["model", spec.mmlu_text.label, spec.mmlu_speech.label, spec.speech_minus_text, spec.asr.label] + [
         c.label for c in spec.timbre]
     captions = [
@@ -220,6 +221,25 @@ def build_leaderboard(cells: dict[tuple[ModelConfig, str], Cell], comparisons: l
         "held-out validation column is the sound figure.",
     ]
     return Leaderboard(header, rows, captions, notes)
+
+
+def _story_order(rows: list[LeaderRow]) -> list[LeaderRow]:
+    """Backbones first, then models by their leftmost filled column (MMLU before ASR-only rows);
+    one model's rows stay together, a control right after its real run (`ModelConfig.sort_key`)."""
+    def model_of(row: LeaderRow) -> tuple:
+        c = row.configs[0] if row.configs else None
+        return (c.model, c.checkpoint) if c else ()
+
+    def first_col(row: LeaderRow) -> int:
+        return next((i for i, c in enumerate(row.columns) if c.text), len(row.columns))
+
+    rank: dict[tuple, int] = {}
+    for row in rows:
+        rank[model_of(row)] = min(rank.get(model_of(row), len(row.columns)), first_col(row))
+    is_backbone = {model_of(r) for r in rows if any(c.result.metadata.get("role") == "backbone"
+                                                    for c in r.cells.values())}
+    order = {id(r): i for i, r in enumerate(rows)}  # _rows sorted them by sort_key
+    return sorted(rows, key=lambda r: (model_of(r) not in is_backbone, rank[model_of(r)], model_of(r), order[id(r)]))
 
 
 def _in_column(c: Comparison, col: BeforeAfterColumn) -> bool:
