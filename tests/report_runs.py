@@ -362,10 +362,7 @@ def make_seed_runs(root: Path, tiny_model_dir: Path) -> SeedRuns:
     from lm_eval.tasks import TaskManager
 
     from lm_eval_audio.tiny_whisper import build_tiny_whisper
-    try:  # the backbone: a tiny text LM sharing the tiny checkpoint's tokenizer and chat template
-        from lm_eval_audio.tiny import build_text_backbone  # main's, once merged
-    except ImportError:
-        from test_reproduce import make_text_lm as build_text_backbone  # this branch's (main drops it)
+    from lm_eval_audio.tiny import build_text_backbone  # the tiny checkpoint's own LM as the backbone
 
     tasks = make_tasks(root / "tasks")
     silent = make_tasks(root / "tasks_silent", silent=True)

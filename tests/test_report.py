@@ -552,3 +552,14 @@ def test_html_in_headless_chromium_fits_1400px_and_shows_tables_and_plots(report
     for colour in ((0x4C, 0x78, 0xA8), (0xF5, 0x85, 0x18)):
         hits = np.all(np.abs(pixels - np.array(colour) / 255) < 0.03, axis=-1)
         assert hits.sum() > 300, f"no {colour} pixels in the screenshot"
+
+
+def test_recorded_tts_settings_are_the_row_identity():
+    """What the spoken loaders record (metadata.protocol.tts) wins over raw --metadata tts_* keys,
+    so a run that relied on the defaults and one that named them are one row."""
+    from lm_eval_audio.report.protocol import tts_setup
+
+    recorded = {"protocol": {"tts": {"backend": "espeak", "voice": "en-us", "rate": 175}}}
+    assert tts_setup({}, {"t": {"metadata": recorded}}) == tts_setup({}, {"t": {"metadata": {**recorded, "tts_voice": "en-us"}}}) \
+        == (("tts.backend", "espeak"), ("tts.rate", "175"), ("tts.voice", "en-us"))
+    assert tts_setup({}, {"t": {"metadata": {"tts_voice": "alloy"}}}) == (("tts_voice", "alloy"),)

@@ -6,9 +6,10 @@ Two runs of the same model that differ in any of these fields never merge into o
 - system instruction: `system_instruction_sha` (`--system_instruction`);
 - few-shot: the set of `n-shot` values of the run's tasks, and `fewshot_as_multiturn` when
   any task is few-shot (the flag changes nothing at zero shots, so it does not split rows then);
-- TTS setup of the spoken tasks: every task-metadata entry whose key starts with `tts` and
-  every `config` entry whose key starts with `tts` (the results-recording work names them
-  `tts_backend`, `tts_voice`, ...; whatever it records under that prefix counts);
+- TTS setup of the spoken tasks: what their loaders recorded in `metadata.protocol.tts`
+  (backend, model, voice, instructions, rate, engine: the settings in effect, whether they
+  came from the environment or from `--metadata tts_*`); for results without that record,
+  every task-metadata and `config` entry whose key starts with `tts`;
 - the audio control (`audio_control=silence|shuffle`) is a model argument; `ModelConfig`
   keeps it as its own field so a control run sits beside its real run.
 """
@@ -28,7 +29,15 @@ def _flat(prefix: str, value: Any) -> list[tuple[str, str]]:
 
 
 def tts_setup(config: dict[str, Any], task_configs: dict[str, dict[str, Any]]) -> tuple[tuple[str, str], ...]:
-    """The TTS fields of a run: `tts*` keys of its `config` and of its tasks' metadata, flattened."""
+    """The TTS fields of a run: the recorded `metadata.protocol.tts` of its tasks, else the `tts*`
+    keys of its `config` and of its tasks' metadata, flattened."""
+    recorded: dict[str, str] = {}
+    for tcfg in task_configs.values():
+        proto = ((tcfg or {}).get("metadata") or {}).get("protocol")
+        if isinstance(proto, dict) and isinstance(proto.get("tts"), dict):
+            recorded.update(_flat("tts", proto["tts"]))
+    if recorded:
+        return tuple(sorted(recorded.items()))
     found: dict[str, str] = {}
     for key, value in (config or {}).items():
         if key.lower().startswith(TTS_PREFIX):

@@ -121,8 +121,9 @@ class TTSConfig:
 
     def describe(self) -> dict:
         """What decides how a clip sounds (recorded in the results of every spoken task)."""
-        return {"backend": self.backend, "model": self.model, "voice": self.voice,
-                "instructions": self.instructions, "rate": self.rate}
+        facts = {"backend": self.backend, "model": self.model, "voice": self.voice,
+                 "instructions": self.instructions, "rate": self.rate}
+        return {k: v for k, v in facts.items() if v is not None}  # what the backend does not take
 
     def with_(self, **changes) -> "TTSConfig":
         """A copy with some fields changed (validated again)."""
