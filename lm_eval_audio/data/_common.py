@@ -9,6 +9,7 @@ into its logged samples, so bytes in docs would sit in memory all run and bloat 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -30,6 +31,34 @@ def file_inside(folder: Path, name: str, where: str) -> Path:
     if not path.is_relative_to(base):
         raise ValueError(f"{where}: file name {name!r} resolves to {path}, outside its folder {base}")
     return path
+
+
+PROTOCOL_ATTR = "_lm_eval_audio_protocol"
+
+
+def record_protocol(dataset, **facts: Any):
+    """Attach what made a task's data (source, TTS settings, ...) to its DatasetDict, and return it.
+
+    lm-eval gives a task loader the run's metadata but keeps nothing it returns besides the
+    data; the startup hook (`_hook.py`) moves these facts into the task's `metadata.protocol`,
+    which lm-eval writes into the results JSON, and adds a hash of the items scored.
+    """
+    setattr(dataset, PROTOCOL_ATTR, dict(facts))
+    return dataset
+
+
+def recorded_protocol(dataset) -> dict:
+    """The facts `record_protocol` attached to a dataset ({} when none)."""
+    return dict(getattr(dataset, PROTOCOL_ATTR, None) or {})
+
+
+def items_sha256(docs: Iterable[dict]) -> str:
+    """A content hash of documents, in order (what a results file calls the items scored)."""
+    digest = hashlib.sha256()
+    for doc in docs:
+        digest.update(json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8"))
+        digest.update(b"\n")
+    return digest.hexdigest()
 
 
 def build_dir_once(target: Path, build: Callable[[Path], None], *, complete_marker: str) -> Path:

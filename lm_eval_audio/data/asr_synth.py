@@ -43,17 +43,20 @@ def _librispeech_style(text: str) -> str:
     return " ".join(re.sub(r"[^A-Za-z' ]+", " ", text).upper().split())
 
 
-def load_asr_synth(**_run_metadata):
-    """The stand-in as a DatasetDict with one `test` split (clips synthesised when missing)."""
+def load_asr_synth(**run_metadata):
+    """The stand-in as a DatasetDict with one `test` split (clips synthesised when missing, with
+    the run's TTS settings: the environment and `--metadata` `tts_*` keys)."""
     import datasets
 
     from lm_eval_audio.audio import audio_ref
-    from lm_eval_audio.tts import get_synthesizer
+    from lm_eval_audio.data._common import record_protocol
+    from lm_eval_audio.tts import configure_run
 
-    synth = get_synthesizer()
+    synth = configure_run(run_metadata)
     rows = []
     for i, sentence in enumerate(HARVARD):
         utt = f"harvard-{i // 10 + 1:02d}-{i % 10 + 1:02d}"
         path = synth.clip(sentence, name=f"asr_synth {utt}", hint="lm-eval-audio synth --task asr_synth")
         rows.append({"id": utt, "text": _librispeech_style(sentence), "audio": audio_ref(path)})
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+    data = datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+    return record_protocol(data, source="asr_synth (Harvard sentences, synthesised)", tts=synth.describe())

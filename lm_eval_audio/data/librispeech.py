@@ -153,4 +153,7 @@ def load_librispeech(split: str, librispeech_dir: str | None = None, limit: int 
         logger.warning("LibriSpeech %s: asked for the first %d utterances, the source has %d",
                        split, int(limit), len(rows))
     logger.info("LibriSpeech %s: %d utterances from %s", split, len(rows), librispeech_dir or HUB_PATH)
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+    from lm_eval_audio.data._common import record_protocol
+
+    data = datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+    return record_protocol(data, source=str(librispeech_dir or HUB_PATH), split=split)

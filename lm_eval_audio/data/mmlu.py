@@ -169,11 +169,26 @@ def spoken_clip(doc: dict, *, instruction: bool = False, synth_task: str | None 
     return spoken_clip_of(doc, speech_text(doc, instruction=instruction), synth_task=synth_task)
 
 
-def load_for_task(subject: str = "all", mmlu_path: str | None = None, **_run_metadata):
+def load_for_task(subject: str = "all", mmlu_path: str | None = None, spoken: bool = False, **run_metadata):
     """The dataset of one spoken-MMLU / text-twin task (lm-eval's `custom_dataset` hook).
 
-    lm-eval calls it with the YAML's `dataset_kwargs` plus the run's metadata (which also holds
-    the model arguments and the task version: ignored here). Documents hold the item only: run
-    settings stay out of them, so the same item is the same document in every run.
+    lm-eval calls it with the YAML's `dataset_kwargs` plus the run's metadata (data locations,
+    the `tts_*` speech settings, model arguments). Documents hold the item only: run settings
+    stay out of them, so the same item is the same document in every run. What made the data
+    (source; for spoken tasks the TTS settings, which this call makes the run's) is recorded
+    for the results file (`data._common.record_protocol`).
     """
-    return load_mmlu(subject, mmlu_path)
+    from lm_eval_audio.data._common import record_protocol
+
+    data = load_mmlu(subject, mmlu_path)
+    return record_protocol(data, **task_protocol(resolve_source(mmlu_path), spoken, run_metadata))
+
+
+def task_protocol(source: str, spoken: bool, run_metadata: dict) -> dict:
+    """The facts an MMLU task records: its source and, when spoken, the run's TTS settings."""
+    facts: dict = {"source": source}
+    if spoken:
+        from lm_eval_audio.tts import configure_run
+
+        facts["tts"] = configure_run(run_metadata).describe()
+    return facts

@@ -136,20 +136,26 @@ def seed_items(mmlu_path: str | os.PathLike | None = None) -> list[dict]:
     return select_seed_items(test.to_list())
 
 
-def load_for_task(spoken: bool = False, mmlu_path: str | None = None, **_run_metadata):
+def load_for_task(spoken: bool = False, mmlu_path: str | None = None, **run_metadata):
     """The dataset of a seed MMLU task (lm-eval's `custom_dataset` hook): one `test` split.
 
     lm-eval calls it with the YAML's `dataset_kwargs` plus the run's metadata (data locations,
-    model arguments: ignored here). Spoken tasks' documents also carry `speech_text`, the
-    exact text of their clip, so that `--log_samples` shows what the model heard.
+    `tts_*` speech settings, model arguments). Spoken tasks' documents also carry
+    `speech_text`, the exact text of their clip, so that `--log_samples` shows what the model
+    heard. Source and TTS settings are recorded for the results file.
     """
     import datasets
+
+    from lm_eval_audio.data._common import record_protocol
+    from lm_eval_audio.data.mmlu import task_protocol
 
     items = seed_items(mmlu_path)
     if spoken:
         items = [dict(item, speech_text=spoken_text(item)) for item in items]
-    logger.info("seed MMLU: %d items from %s", len(items), mmlu_path or "the package")
-    return datasets.DatasetDict({"test": datasets.Dataset.from_list(items)})
+    source = str(mmlu_path) if mmlu_path else f"embedded seed items ({EMBEDDED.name})"
+    logger.info("seed MMLU: %d items from %s", len(items), source)
+    data = datasets.DatasetDict({"test": datasets.Dataset.from_list(items)})
+    return record_protocol(data, **task_protocol(source, spoken, run_metadata))
 
 
 def write_embedded(mmlu_path: str | os.PathLike, out: Path = EMBEDDED) -> Path:

@@ -194,7 +194,10 @@ def synth_dir(config: SynthConfig | None = None, root: Path | None = None) -> Pa
 
 def load_synth(config: SynthConfig | None = None, **_ignored: Any):
     """`timbre_range_synth` as a DatasetDict (train/validation/test), generating it if needed."""
-    return load_local(synth_dir(config))
+    from lm_eval_audio.data._common import record_protocol
+
+    config = config or SynthConfig()
+    return record_protocol(load_local(synth_dir(config)), source=f"timbre_range_synth v{config.version}-{config.key()}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,9 +305,10 @@ def load_hub(path: str = HUB_PATH, name: str = HUB_CONFIG, revision: str | None 
 
 def load_timbre_range(timbre_range_dir: str | None = None, **_ignored: Any):
     """The real timbre_range: the local folder when `timbre_range_dir` is set, else the hub."""
-    if timbre_range_dir:
-        return load_local(timbre_range_dir)
-    return load_hub()
+    from lm_eval_audio.data._common import record_protocol
+
+    data = load_local(timbre_range_dir) if timbre_range_dir else load_hub()
+    return record_protocol(data, source=str(timbre_range_dir or HUB_PATH))
 
 
 SOURCES = ("hub", "synth")
@@ -334,4 +338,7 @@ def load_seed_split(split: str = "train", limit: int | None = None, timbre_range
         ds = data[name]
         return ds.select(range(min(int(limit), len(ds)))) if limit is not None else ds
 
-    return datasets.DatasetDict({"train": first("train"), "test": first(split)})
+    from lm_eval_audio.data._common import record_protocol, recorded_protocol
+
+    facts = dict(recorded_protocol(data), split=split)
+    return record_protocol(datasets.DatasetDict({"train": first("train"), "test": first(split)}), **facts)

@@ -103,7 +103,7 @@ class HFAudioLM(AudioModelSupport, HFLM):
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eot_token_id
         self.mode = mode
         self.audio = self._make_audio_encoder()
-        self._truncated = 0  # this request call's; the run's total is `truncated_clips`
+        self._truncated: set[str] = set()  # clips cut in this request call; the run's: `truncated_clips`
         self.dropped_text_docs = 0  # mode=audio: documents whose own text was dropped
         self.batching = BatchSize(self.batch_size_per_gpu, self.max_batch_size)
         self._setup_cpu_data_parallel()
@@ -190,10 +190,10 @@ class HFAudioLM(AudioModelSupport, HFLM):
                             policy=self.long_audio, control=self.control, on_cut=self._on_cut)
 
     def _on_cut(self, name: str, key: str) -> None:
-        if self._truncated == 0:
+        if not self._truncated:
             logger.warning("%s is longer than %g s and was truncated (long_audio=truncate); "
                            "a count follows at the end of the run", name, self.max_audio_seconds)
-        self._truncated += 1
+        self._truncated.add(key)
         self.note_truncated(key)
 
     # -- loglikelihood ---------------------------------------------------------------------
@@ -216,10 +216,10 @@ class HFAudioLM(AudioModelSupport, HFLM):
                 self.cache_hook.add_partial("loglikelihood", requests[r.index].args, res)
             pbar.update(sum(len(g) for g in batch))
         pbar.close()
-        self._report_truncation()
         sampled = self.verification.sample(len(prepared))
         alone = [self._score([[prepared[i]]])[0][1][0] for i in sampled]
         self.verification.record_loglikelihood([results[prepared[i].index][0] for i in sampled], alone)
+        self._report_truncation()  # after the rescoring: a clip cut again there is not a new cut
         return results
 
     def _score(self, batch: list[list]) -> list:
@@ -251,14 +251,14 @@ class HFAudioLM(AudioModelSupport, HFLM):
                 self.cache_hook.add_partial("generate_until", requests[r.index].args, text)
                 pbar.update(1)
         pbar.close()
-        self._report_truncation()
-        if self.rtfx.clips:
-            logger.info("%s %s", self.NAME, self.rtfx.summary())
         for r, text in zip(prepared, collator.get_original(done)):
             results[r.index] = text
         sampled = self.verification.sample(len(prepared))
         alone = [self._generate([prepared[i]], measure=False)[0] for i in sampled]
         self.verification.record_generation([results[prepared[i].index] for i in sampled], alone)
+        self._report_truncation()
+        if self.rtfx.clips:
+            logger.info("%s %s", self.NAME, self.rtfx.summary())
         return results
 
     def _generate(self, batch: list, measure: bool = True) -> list[str]:
@@ -281,8 +281,8 @@ class HFAudioLM(AudioModelSupport, HFLM):
     def _report_truncation(self) -> None:
         if self._truncated:
             logger.warning("%d audio clip(s) were longer than %g s and were truncated (long_audio=truncate)",
-                           self._truncated, self.max_audio_seconds)
-            self._truncated = 0
+                           len(self._truncated), self.max_audio_seconds)
+            self._truncated = set()
 
     def get_model_info(self) -> dict:
         """HFLM's model facts plus mode, architecture, KV reuse, adapter and the protocol fields."""

@@ -22,11 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, help="folder to write report.md/.csv/.html and paired.csv to")
     parser.add_argument("--pair", action="append", type=_pair, default=[], metavar="SPOKEN=TEXT",
                         help="pair a spoken task with its text twin (repeatable); by default "
-                             "spoken_mmlu* pairs with mmlu_twin*, or a task's metadata text_twin")
+                             "a spoken task pairs with its metadata text_twin, else spoken_mmlu* with mmlu_twin*")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of paired intervals")
     parser.add_argument("--bootstrap", type=int, default=10_000, help="paired bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (reports are reproducible)")
     parser.add_argument("--no-references", action="store_true", help="leave out the published reference figures")
+    parser.add_argument("--leaderboard-filter", default="choice",
+                        help="filter of the leaderboard's MMLU columns when a task reports several "
+                             "(default choice: the same extraction on text and speech; strict: the seed's rule)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 100:
         raise SystemExit(f"--bootstrap must be at least 100 resamples, got {args.bootstrap}")
     opts = ReportOptions(pairs=tuple(args.pair), confidence=args.confidence, n_resamples=args.bootstrap,
-                         seed=args.seed, references=not args.no_references)
+                         seed=args.seed, references=not args.no_references,
+                         leaderboard_filter=args.leaderboard_filter)
     report = build_report(args.results, opts)
     outputs = write_report(report, args.output)
     for note in report.notes:

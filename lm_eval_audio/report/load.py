@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_audio.report.model_config import ModelConfig
+from lm_eval_audio.report.protocol import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ class TaskResult:
     config: dict[str, Any]
     samples_path: Path | None
 
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The task config's `metadata` (item_key, text_twin, role, before_task, ...), or {}."""
+        meta = self.config.get("metadata") or {}
+        return meta if isinstance(meta, dict) else {}
+
+    @property
+    def output_type(self) -> str | None:
+        """lm-eval's output type of the task (generate_until, multiple_choice, ...)."""
+        return self.config.get("output_type")
+
     def primary(self) -> list[MetricValue]:
         """The task's headline metric, once per filter: the first listed metric that has a value."""
         names = self.metric_order + sorted({m for m, _ in self.metrics} - set(self.metric_order))
@@ -75,6 +87,24 @@ class Run:
     tasks: dict[str, TaskResult]
     limit: float | None
     raw: dict[str, Any] = field(repr=False)
+
+    @property
+    def checks(self) -> dict[str, Any]:
+        """Self-checks the model recorded in the results `config`: every `verify_batch*` entry
+        (`verify_batch=N` rescoring N requests alone and recording the largest difference from
+        the batched score), flattened one level, as written."""
+        out: dict[str, Any] = {}
+        for key, value in (self.raw.get("config") or {}).items():
+            if not key.startswith(CHECK_PREFIX):
+                continue
+            if isinstance(value, dict):
+                out.update({f"{key}.{k}": v for k, v in value.items()})
+            else:
+                out[key] = value
+        return out
+
+
+CHECK_PREFIX = "verify_batch"
 
 
 def is_failure_metric(metric: str) -> bool:
@@ -137,7 +167,7 @@ def load_run(path: str | Path) -> Run:
     cfg = data["config"] or {}
     if "model" not in cfg:
         raise ResultsError(f"{path}: 'config' has no 'model' entry")
-    model_config = ModelConfig.from_lm_eval(cfg["model"], cfg.get("model_args"))
+    model_config = ModelConfig.from_lm_eval(cfg["model"], cfg.get("model_args"), Protocol.from_results(data))
     date_id = _date_id(path)
 
     groups = set(data.get("groups", {}) or {}) | set(data.get("group_subtasks", {}) or {})
@@ -176,47 +206,3 @@ def load_run(path: str | Path) -> Run:
         )
     return Run(path=path, date_id=date_id, model_config=model_config, tasks=tasks,
                limit=cfg.get("limit"), raw=data)
-
-
-@dataclass(frozen=True)
-class SampleScore:
-    """One document's score under one metric and filter, with what identifies the item."""
-
-    doc_id: int
-    value: float
-    target: str
-    doc_hash: str | None
-
-
-def load_sample_scores(path: Path, metric: str, filter_key: str) -> dict[int, SampleScore]:
-    """Per-document values of `metric` under `filter_key` from a samples JSONL file.
-
-    Raises `ResultsError` when a line is not JSON, a document appears twice, or the values are
-    not numbers (e.g. a corpus metric whose per-item value is a (reference, hypothesis) pair).
-    Documents whose line lacks the metric (lm-eval lets a task omit a metric per document) are
-    left out; callers see that as missing items.
-    """
-    scores: dict[int, SampleScore] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                s = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ResultsError(f"{path}:{lineno}: not JSON: {e}") from e
-            if s.get("filter") != filter_key or metric not in s:
-                continue
-            doc_id = s.get("doc_id")
-            if not isinstance(doc_id, int):
-                raise ResultsError(f"{path}:{lineno}: doc_id {doc_id!r} is not an integer")
-            value = s[metric]
-            if not isinstance(value, (int, float)):  # bool counts: some metrics log True/False
-                raise ResultsError(
-                    f"{path}:{lineno}: per-sample value of {metric!r} is {type(value).__name__}, "
-                    "not a number; paired statistics need a per-item score")
-            if doc_id in scores:
-                raise ResultsError(f"{path}:{lineno}: doc_id {doc_id} appears twice for filter {filter_key!r}")
-            scores[doc_id] = SampleScore(doc_id=doc_id, value=float(value), target=str(s.get("target")),
-                                         doc_hash=s.get("doc_hash"))
-    return scores

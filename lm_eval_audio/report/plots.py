@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import math
 
-from lm_eval_audio.report.compare import Comparison, Report
+from lm_eval_audio.report.compare import Report
+from lm_eval_audio.report.ladder import Z95, ladders
+from lm_eval_audio.report.pairs import Comparison
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile, for stderr error bars
+LADDER_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756")
 
 
 def _png(fig) -> bytes:
@@ -36,19 +38,20 @@ def scores_figure(report: Report) -> bytes | None:
     plt = _pyplot()
     ncols = min(2, len(cols))
     nrows = math.ceil(len(cols) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 0.5 + 0.45 * len(report.rows) * nrows + 1.2 * nrows),
-                             squeeze=False)
+    bars = [sum(1 for r in report.rows if report.value(r, c)) for c in cols]
+    height = sum(max(bars[i:i + ncols]) for i in range(0, len(cols), ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 0.35 * height + 1.3 * nrows), squeeze=False)
     for ax, col in zip(axes.flat, cols):
         labels, values, errs = [], [], []
         for row in report.rows:
             mv = report.value(row, col)
             if mv is None:
                 continue
-            labels.append(row.label)
+            labels.append(_wrap(row.full_label))
             values.append(mv.value)
             errs.append(Z95 * mv.stderr if mv.stderr is not None else 0.0)
         y = range(len(values))
-        ax.barh(list(y), values, xerr=errs, color="#4c78a8", ecolor="#333", capsize=3)
+        ax.barh(list(y), values, xerr=errs, color="#4c78a8", ecolor="#333", capsize=3, height=0.6)
         ax.set_yticks(list(y), labels, fontsize=8)
         ax.invert_yaxis()
         direction = {True: "higher is better", False: "lower is better"}.get(
@@ -67,8 +70,8 @@ def paired_figure(comparisons: list[Comparison], title: str) -> bytes | None:
     if not comps:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.45 * len(comps)))
-    labels = [f"{c.model}\n{c.b.result.task} - {c.a.result.task} ({c.metric})" for c in comps]
+    fig, ax = plt.subplots(figsize=(9, 1.0 + 0.6 * len(comps)))
+    labels = [f"{_wrap(c.model)}\n{c.title} ({c.metric}, {c.filter_b})" for c in comps]
     y = list(range(len(comps)))
     for yi, c in zip(y, comps):
         s = c.stats
@@ -82,3 +85,48 @@ def paired_figure(comparisons: list[Comparison], title: str) -> bytes | None:
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _png(fig)
+
+
+def _wrap(text: str, width: int = 60) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def ladder_figure(report: Report) -> bytes | None:
+    """Backbone text -> audio-LLM text -> audio-LLM speech, one line per audio LLM and filter,
+    each point with its 95% interval, each step labelled with its paired difference and CI."""
+    lads = ladders(report.comparisons)
+    if not lads:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    names = ["backbone text", "audio LLM text", "audio LLM speech"]
+    offsets = [(i - (len(lads) - 1) / 2) * 0.06 for i in range(len(lads))]
+    for i, (lad, dx) in enumerate(zip(lads, offsets)):
+        colour = LADDER_COLOURS[i % len(LADDER_COLOURS)]
+        xs = [names.index(r.label) + dx for r in lad.rungs]
+        ys = [r.value for r in lad.rungs]
+        err = [[r.value - r.low for r in lad.rungs], [r.high - r.value for r in lad.rungs]]
+        # The steps' paired differences go in the legend: annotations on the lines would overlap.
+        steps = "; ".join(f"{'text − backbone' if k == 0 else 'speech − text'} {st.stats.diff:+.3f} "
+                          f"[{st.stats.ci_low:+.3f}, {st.stats.ci_high:+.3f}]" for k, st in enumerate(lad.steps))
+        ax.errorbar(xs, ys, yerr=err, color=colour, marker="o", capsize=4, lw=2,
+                    label=_wrap(f"{lad.model} · {lad.metric} ({lad.filter}): {steps}", 110))
+    ax.set_xticks(range(3), [f"{n}\n({t})" for n, t in zip(names, _tasks(lads))], fontsize=8)
+    ax.set_xlim(-0.4, 2.4)
+    ax.set_ylabel("score (higher is better); bars: 95% interval", fontsize=8)
+    ax.set_title("MMLU ladder: what the audio LLM loses, step by step", fontsize=10)
+    ax.grid(axis="y", color="#eee")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.2), ncol=1, frameon=False,
+              title="audio LLM · metric (filter): paired step differences [95% CI]", title_fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _tasks(lads) -> list[str]:
+    out = []
+    for k in range(3):
+        names = sorted({lad.rungs[k].task for lad in lads if len(lad.rungs) > k})
+        out.append(", ".join(names) or "-")
+    return out

@@ -55,7 +55,7 @@ PUBLISHED: tuple[PublishedFigure, ...] = (
                     ("librispeech_test_other",)),
     PublishedFigure("Qwen-7B (base)", "MMLU, 5-shot, all 14,042 questions", "acc", 0.582, "58.2",
                     "Qwen Technical Report (Bai et al., 2023, arXiv:2309.16609)", ("mmlu",),
-                    note="base model, 5-shot; the seed study ran Qwen-7B-Chat zero-shot on 500 questions"),
+                    note="base model, 5-shot; the seed study ran Qwen-7B-Chat zero-shot on its 501 shortest questions"),
     PublishedFigure("Qwen2-Audio-7B-Instruct", "VoiceBench mmsu (3,074 spoken MMLU-Pro questions)", "acc",
                     0.3572, "35.72", "VoiceBench (Chen et al., 2024, arXiv:2410.17196), leaderboard",
                     note="MMLU-Pro questions read by Google TTS: related to, not the same as, spoken MMLU"),

@@ -1,7 +1,9 @@
 """Write a report as Markdown, CSV and a self-contained HTML page (plots embedded as PNG).
 
 The CSV files carry every number at full precision, exactly as lm-eval wrote it; Markdown and
-HTML round for reading. All three are built from the same `Report`, so they cannot disagree.
+HTML round for reading. All three are built from the same `Report` through the same table
+functions (header + body of strings), so they cannot disagree. The page fits a 1400 px window:
+tables take the page's width and wrap their cells instead of scrolling.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import base64
 import csv
 import html
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_eval_audio.report.compare import Column, Comparison, Report
-from lm_eval_audio.report.load import MetricValue
+from lm_eval_audio.report import views
+from lm_eval_audio.report.compare import Column, Report
 from lm_eval_audio.report.model_config import ModelConfig
+from lm_eval_audio.report.pairs import Comparison
 from lm_eval_audio.report.reference import PublishedFigure
 
 logger = logging.getLogger(__name__)
@@ -24,6 +28,51 @@ TABLE_CSV = "report.csv"
 PAIRED_CSV = "paired.csv"
 MARKDOWN = "report.md"
 HTML = "report.html"
+
+Table = tuple[list[str], list[list[str]]]
+
+# Section titles and what each says, shared by Markdown and HTML.
+SECTIONS = {
+    "leaderboard": ("Leaderboard", "One row per model: its text and speech runs together. Rows differ when "
+                    "anything in the protocol differs (chat template, system instruction, few-shot, TTS, audio "
+                    "control). Hover a cell for the task, filter and run it comes from."),
+    "backbone": ("The seed's first finding: audio LLM − backbone, both on text",
+                 "The audio LLM against its own text backbone on the same MMLU items (paired by item identity), "
+                 "under each filter."),
+    "ladder": ("The ladder: backbone text → audio-LLM text → audio-LLM speech",
+               "Each point with its 95% interval (± 1.96 standard errors); each step's paired difference and 95% "
+               "paired bootstrap interval in the labels."),
+    "seed": ("The seed's MMLU numbers",
+             "Total: accuracy over all items (unanswered counts as wrong). Answered: accuracy over the answered "
+             "items. Answered share: 1 − extraction failure. Filter strict: the response, stripped, is exactly "
+             "one letter (the seed's rule for speech); choice: our extraction (the sound variant of the seed's "
+             "gpt-4o-mini mapping for text)."),
+    "agreement": ("Backbone and audio LLM agreement",
+                  "On the items both answered, how often the two gave the same letter."),
+    views.DEGRADATION: ("Degradation: speech − text (same model, same items)", ""),
+    views.ADAPTER: ("Adapters: after − before (same items)",
+                    "The seed scored its adapter on the very items it was fine-tuned on: those rows are "
+                    "labelled 'scored on training items'; the held-out validation rows are the sound figure."),
+    views.CONTROL: ("Controls: real audio − control (did the audio reach the model?)",
+                    "A control run replaces each clip by silence or by another document's clip. A model that "
+                    "listens scores better on the real audio; rows marked NOT are tasks where it does not, "
+                    "beyond the confidence interval."),
+    views.ASR: ("ASR: audio LLM − Whisper (same utterances)",
+                "Difference of corpus WERs (lower is better) with a 95% paired bootstrap interval over "
+                "utterances."),
+    "checks": ("Run protocol and checks",
+               "What each configuration's runs were made with, and the batch self-check (verify_batch: the "
+               "largest difference between a batched score and the same request scored alone)."),
+    "results": ("All results", "Every task of every configuration as lm-eval wrote it: value ± standard error."),
+}
+EMPTY = {
+    views.BACKBONE: "No backbone run (a task with metadata role: backbone) pairs with an audio LLM run.",
+    views.DEGRADATION: "No model has paired text and spoken runs.",
+    views.ADAPTER: "No configuration has an adapter run and a base run.",
+    views.CONTROL: "No control run (audio_control=silence|shuffle).",
+    views.ASR: "No Whisper run and audio LLM run on the same utterances.",
+}
+SPLIT_LABELS = {"train": "training items (seed)", "validation": "held-out validation"}
 
 
 @dataclass(frozen=True)
@@ -37,27 +86,36 @@ class Outputs:
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
-    """A number for reading: fixed decimals, '-' for missing."""
-    return "-" if x is None else f"{x:.{digits}f}"
+    """A number for reading: fixed decimals, '-' for missing, 'n/a' for NaN (e.g. accuracy over
+    answered items when none was answered)."""
+    if x is None:
+        return "-"
+    return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
 
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
-def cell_text(report: Report, row: ModelConfig, col: Column) -> str:
-    """The table cell: value ± stderr (n), and failure rates of the same filter beside it."""
+def _value(report: Report, row: ModelConfig, col: Column) -> str:
+    """value ± stderr, then failure rates of the same filter ('' when the row did not run it)."""
     mv = report.value(row, col)
     if mv is None:
         return ""
-    cell = report.cells[(row, col.task)]
-    s = fmt(mv.value)
-    if mv.stderr is not None:
-        s += f" ± {fmt(mv.stderr)}"
-    s += f" (n={cell.result.n})"
-    for f in cell.result.failure_metrics(col.filter):
+    s = fmt(mv.value) + (f" ± {fmt(mv.stderr)}" if mv.stderr is not None else "")
+    for f in report.cells[(row, col.task)].result.failure_metrics(col.filter):
         s += f"; {f.metric} {fmt(f.value)}"
     return s
+
+
+def cell_text(report: Report, row: ModelConfig, col: Column) -> str:
+    """A results cell: value ± stderr (n), and failure rates of the same filter beside it."""
+    mv = report.value(row, col)
+    if mv is None:
+        return ""
+    n = report.cells[(row, col.task)].result.n
+    value, _, failures = _value(report, row, col).partition("; ")
+    return f"{value} (n={n})" + (f"; {failures}" if failures else "")
 
 
 def reference_cell(ref: PublishedFigure, col: Column) -> str:
@@ -67,57 +125,135 @@ def reference_cell(ref: PublishedFigure, col: Column) -> str:
     return ""
 
 
-def _reference_rows(report: Report) -> list[tuple[PublishedFigure, list[str]]]:
-    out = []
-    for ref in report.references:
-        cells = [reference_cell(ref, c) for c in report.columns]
-        if any(cells):
-            out.append((ref, cells))
-    return out
-
-
-def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
-    """Header and body of the main comparison table (measured rows, then published ones)."""
-    header = ["model", "checkpoint", "adapter", "mode"] + [f"{c.label}: {c.metric}" for c in report.columns]
+def results_rows(report: Report) -> Table:
+    """All results, one line per (configuration, task column), then the published figures."""
+    header = ["configuration", "protocol", "task", "metric (filter)", "value", "n"]
     body = []
     for row in report.rows:
-        extra = "".join(f", {k}={v}" for k, v in row.other_args)
-        body.append([row.model + extra, row.short(row.checkpoint), row.short(row.adapter), row.mode or "-"]
-                    + [cell_text(report, row, c) for c in report.columns])
-    for ref, cells in _reference_rows(report):
-        body.append([f"published: {ref.model}", "-", "-", "-"] + cells)
+        for col in report.columns:
+            value = _value(report, row, col)
+            if value:
+                body.append([row.label, row.protocol.summary, col.task, f"{col.metric} ({col.filter})", value,
+                             str(report.cells[(row, col.task)].result.n)])
+    for ref in report.references:
+        for col in report.columns:
+            if reference_cell(ref, col):
+                body.append([f"published: {ref.model}", "-", col.task, ref.metric, f"{fmt(ref.value)} (published)",
+                             "-"])
     return header, body
+
+
+def leaderboard_rows(report: Report) -> tuple[list[str], list[list[str]], list[list[str]]]:
+    """Header, body and tooltips of the leaderboard."""
+    lb = report.leaderboard
+    body, titles = [], []
+    for row in lb.rows:
+        body.append([f"{row.label}\n{row.protocol}"] + [c.text for c in row.columns])
+        titles.append([", ".join(c.full_label for c in row.configs)] + [c.title for c in row.columns])
+    return lb.header, body, titles
 
 
 def _direction(c: Comparison) -> str:
     return {True: "higher", False: "lower"}.get(c.higher_is_better, "?")
 
 
-def paired_rows(comparisons: list[Comparison]) -> tuple[list[str], list[list[str]]]:
-    """Header and body of a paired-comparison table."""
-    header = ["model", "a", "b", "metric (better)", "n paired", "a", "b", "b - a", "95% CI",
+def _side(c: Comparison, which: str) -> str:
+    cell, filt = (c.a, c.filter_a) if which == "a" else (c.b, c.filter_b)
+    s = cell.result.task + (f" ({filt})" if filt != "none" else "")
+    if c.kind in (views.ADAPTER, views.CONTROL):
+        s += f" · {cell.config.label}"
+    return s
+
+
+def verdict(c: Comparison) -> str:
+    """For a control comparison: is the real run significantly better than its control?"""
+    better = c.b_significantly_better
+    if better is None:
+        return "-"
+    return "real significantly better" if better else "NOT significantly better than control"
+
+
+def paired_rows(comparisons: list[Comparison]) -> Table:
+    """Header and body of a paired-comparison table (one view)."""
+    kind = comparisons[0].kind if comparisons else ""
+    header = ["model", "a", "b", "metric (better)", "n paired (by)", "a", "b", "b − a ± se", "95% CI",
               "a right, b wrong", "a wrong, b right", "McNemar p"]
+    if kind == views.ADAPTER:
+        header.append("scored on")
+    if kind == views.CONTROL:
+        header.append("verdict")
     body = []
     for c in comparisons:
         s = c.stats
-        a = f"{c.a.result.task} [{c.a.config.mode or '-'}]" + (f" ({c.filter_a})" if c.filter_a != "none" else "")
-        b = f"{c.b.result.task} [{c.b.config.mode or '-'}]" + (f" ({c.filter_b})" if c.filter_b != "none" else "")
+        line = [c.model, _side(c, "a"), _side(c, "b"), f"{c.metric} ({_direction(c)})"]
         if s is None:
-            body.append([c.model, a, b, c.metric, "-", "-", "-", "-", "-", "-", "-", f"not computed: {c.problem}"])
-            continue
-        conf = f"{int(round(100 * s.confidence))}%"
-        body.append([
-            c.model, a, b, f"{c.metric} ({_direction(c)})", str(s.n), fmt(s.mean_a), fmt(s.mean_b),
-            f"{s.diff:+.4f} ± {fmt(s.diff_stderr)}", f"[{s.ci_low:+.4f}, {s.ci_high:+.4f}]"
-            + ("" if conf == "95%" else f" ({conf})"),
-            "-" if s.a_only is None else f"{s.a_only} ({_pct(s.a_only_share)})",
-            "-" if s.b_only is None else f"{s.b_only} ({_pct(s.b_only_share)})",
-            "-" if s.mcnemar_p is None else f"{s.mcnemar_p:.4g}",
-        ])
+            line += ["-"] * 7 + [f"not computed: {c.problem}"]
+        else:
+            conf = f"{int(round(100 * s.confidence))}%"
+            line += [
+                f"{s.n} ({c.item_key})", fmt(s.mean_a), fmt(s.mean_b), f"{s.diff:+.4f} ± {fmt(s.diff_stderr)}",
+                f"[{s.ci_low:+.4f}, {s.ci_high:+.4f}]" + ("" if conf == "95%" else f" ({conf})"),
+                "-" if s.a_only is None else f"{s.a_only} ({_pct(s.a_only_share)})",
+                "-" if s.b_only is None else f"{s.b_only} ({_pct(s.b_only_share)})",
+                "-" if s.mcnemar_p is None else f"{s.mcnemar_p:.4g}",
+            ]
+        if kind == views.ADAPTER:
+            split = c.b.result.metadata.get("evaluation_split")
+            line.append(SPLIT_LABELS.get(str(split), str(split)) if split else "-")
+        if kind == views.CONTROL:
+            line.append(verdict(c))
+        body.append(line)
+    if not any(c.stats is not None and c.stats.binary for c in comparisons):
+        # No 0/1 scores (WER, mean scores): flips and McNemar do not exist; drop their columns.
+        # The McNemar column stays when it holds a "not computed" reason.
+        gone = ("a right, b wrong", "a wrong, b right") + (
+            ("McNemar p",) if all(c.stats is not None for c in comparisons) else ())
+        keep = [i for i, h in enumerate(header) if h not in gone]
+        header = [header[i] for i in keep]
+        body = [[r[i] for i in keep] for r in body]
     return header, body
 
 
-def reference_table(report: Report) -> tuple[list[str], list[list[str]]]:
+def seed_rows(report: Report) -> Table:
+    """The seed's three MMLU numbers per configuration, task and filter."""
+    header = ["configuration", "task", "filter", "Total", "Answered", "answered share", "n"]
+    body = [[s.cell.config.full_label, s.cell.result.task, s.filter, fmt(s.total), fmt(s.answered),
+             fmt(s.answered_share), str(s.n)] for s in report.seed]
+    return header, body
+
+
+def agreement_rows(report: Report) -> Table:
+    """Backbone vs audio LLM agreement on items both answered."""
+    header = ["audio LLM vs backbone", "filter", "items paired", "both answered", "same answer", "agreement",
+              "both right"]
+    body = []
+    for a in report.agreements:
+        c = a.comparison
+        if a.problem:
+            body.append([c.model, c.filter_b, "-", "-", "-", f"not computed: {a.problem}", "-"])
+            continue
+        body.append([c.model, c.filter_b, str(a.n_paired), str(a.n_both_answered), str(a.n_same),
+                     fmt(a.rate), str(a.n_both_correct)])
+    return header, body
+
+
+def checks_rows(report: Report) -> Table:
+    """Per configuration: its protocol, audio control and verify_batch figures."""
+    header = ["configuration", "chat template / system / few-shot", "TTS", "audio control", "verify_batch", "runs"]
+    by_config: dict[ModelConfig, list] = {}
+    for run in report.runs:
+        by_config.setdefault(run.model_config, []).append(run)
+    body = []
+    for config in sorted(by_config, key=lambda c: c.sort_key):
+        runs = by_config[config]
+        checks = "; ".join(f"{k}={v}" for r in runs for k, v in r.checks.items()) or "not recorded"
+        body.append([config.label, config.protocol.without_tts().summary, config.protocol.tts_text or "-",
+                     config.control or "none (real audio)", checks,
+                     ", ".join(r.path.name for r in runs)])
+    return header, body
+
+
+def reference_table(report: Report) -> Table:
     """Every published figure with its source."""
     header = ["model", "benchmark", "metric", "published", "source", "note"]
     return header, [[r.model, r.benchmark, r.metric, r.published_as, r.source, r.note] for r in report.references]
@@ -126,29 +262,44 @@ def reference_table(report: Report) -> tuple[list[str], list[list[str]]]:
 def _md_table(header: list[str], body: list[list[str]]) -> str:
     from pytablewriter import MarkdownTableWriter
 
+    body = [[v.replace("\n", " · ").replace("|", "/") for v in r] for r in body]
     writer = MarkdownTableWriter(headers=header, value_matrix=body, margin=1)
     # Cells are preformatted text: keep them as they are (no number re-formatting).
     writer.type_hints = [None] * len(header)
     return writer.dumps()
 
 
-def _sections(report: Report):
-    deg = [c for c in report.comparisons if c.kind == "speech - text"]
-    ada = [c for c in report.comparisons if c.kind == "adapter - base"]
-    return deg, ada
+def _paired_sections(report: Report) -> list[tuple[str, str, Table | None]]:
+    out = []
+    for kind in (views.DEGRADATION, views.ADAPTER, views.CONTROL, views.ASR):
+        comps = report.of_kind(kind)
+        title, text = SECTIONS[kind]
+        out.append((title, text or "", paired_rows(comps) if comps else None))
+    return out
 
 
 def to_markdown(report: Report) -> str:
     """The whole report as Markdown."""
-    deg, ada = _sections(report)
-    parts = ["# lm-eval comparison report", "",
-             "Scores as lm-eval wrote them: value ± standard error (n = items scored). "
-             "Rows marked *published* are figures from the literature, not measured here.", "",
-             "## Results", "", _md_table(*table_rows(report))]
-    parts += ["## Degradation: speech - text (same model, same items)", ""]
-    parts += [_md_table(*paired_rows(deg))] if deg else ["No model has paired text and spoken runs.", ""]
-    parts += ["## Adapters: adapter - base (same task, same items)", ""]
-    parts += [_md_table(*paired_rows(ada))] if ada else ["No configuration has an adapter run and a base run.", ""]
+    parts = ["# lm-eval comparison report", ""]
+
+    def section(key: str, table: Table | None, empty: str = "") -> None:
+        title, text = SECTIONS[key]
+        parts.extend([f"## {title}", ""] + ([text, ""] if text else []))
+        parts.extend([_md_table(*table)] if table and table[1] else [empty or "Nothing to show.", ""])
+
+    lb_header, lb_body, _ = leaderboard_rows(report)
+    section("leaderboard", (lb_header, lb_body))
+    parts += [f"- {c}" for c in report.leaderboard.captions] + [""]
+    backbone = report.of_kind(views.BACKBONE)
+    section("backbone", paired_rows(backbone) if backbone else None, EMPTY[views.BACKBONE])
+    section("seed", seed_rows(report), "No run reports exact_match_answered.")
+    section("agreement", agreement_rows(report), EMPTY[views.BACKBONE])
+    for kind, (title, text, table) in zip((views.DEGRADATION, views.ADAPTER, views.CONTROL, views.ASR),
+                                          _paired_sections(report)):
+        parts.extend([f"## {title}", ""] + ([text, ""] if text else []))
+        parts.extend([_md_table(*table)] if table else [EMPTY[kind], ""])
+    section("checks", checks_rows(report))
+    section("results", results_rows(report))
     if report.references:
         parts += ["## Published figures", "", _md_table(*reference_table(report))]
     parts += ["## Notes", ""]
@@ -159,22 +310,23 @@ def to_markdown(report: Report) -> str:
 
 def write_table_csv(report: Report, path: Path) -> None:
     """Long-format CSV: one line per configuration, task, metric and filter, at full precision."""
-    fields = ["kind", "row", "model", "checkpoint", "adapter", "mode", "other_args", "task", "metric",
-              "filter", "value", "stderr", "n", "higher_is_better", "source"]
+    fields = ["kind", "row", "model", "checkpoint", "adapter", "mode", "other_args", "control", "protocol", "task",
+              "metric", "filter", "value", "stderr", "n", "higher_is_better", "source"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
-        for (row, task), cell in sorted(report.cells.items(), key=lambda kv: (kv[0][0].label, kv[0][1])):
+        for (row, task), cell in sorted(report.cells.items(), key=lambda kv: (kv[0][0].full_label, kv[0][1])):
             for (metric, filt), mv in cell.result.metrics.items():
                 w.writerow(dict(
                     kind="measured", row=row.label, model=row.model, checkpoint=row.checkpoint,
                     adapter=row.adapter or "", mode=row.mode or "",
-                    other_args=",".join(f"{k}={v}" for k, v in row.other_args), task=task, metric=metric,
+                    other_args=",".join(f"{k}={v}" for k, v in row.other_args), control=row.control or "",
+                    protocol=row.protocol.summary, task=task, metric=metric,
                     filter=filt, value=repr(mv.value), stderr="" if mv.stderr is None else repr(mv.stderr),
                     n=cell.result.n, higher_is_better=mv.higher_is_better, source=str(cell.run.path)))
         for ref in report.references:
             w.writerow(dict(kind="published", row=ref.model, model=ref.model, checkpoint="", adapter="",
-                            mode="", other_args="", task=" ".join(ref.tasks) or ref.benchmark,
+                            mode="", other_args="", control="", protocol="", task=" ".join(ref.tasks) or ref.benchmark,
                             metric=ref.metric, filter="", value=repr(ref.value), stderr="", n="",
                             higher_is_better=ref.metric != "wer", source=ref.source))
 
@@ -182,19 +334,21 @@ def write_table_csv(report: Report, path: Path) -> None:
 def write_paired_csv(report: Report, path: Path) -> None:
     """Every paired comparison at full precision, including those that could not be computed."""
     fields = ["kind", "model", "config_a", "task_a", "metric_a", "filter_a", "config_b", "task_b", "metric_b",
-              "filter_b", "n", "mean_a", "mean_b", "diff", "diff_stderr", "ci_low", "ci_high", "confidence",
-              "a_only", "b_only", "both", "neither", "mcnemar_p", "n_only_a", "n_only_b", "n_mismatched",
-              "problem"]
+              "filter_b", "item_key", "n", "mean_a", "mean_b", "diff", "diff_stderr", "ci_low", "ci_high",
+              "confidence", "a_only", "b_only", "both", "neither", "mcnemar_p", "b_significantly_better",
+              "evaluation_split", "n_only_a", "n_only_b", "n_mismatched", "pairing_note", "problem"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         for c in report.comparisons:
             s = c.stats
-            row = dict(kind=c.kind, model=c.model, config_a=c.a.config.label, task_a=c.a.result.task,
-                       metric_a=c.metric_a, filter_a=c.filter_a, config_b=c.b.config.label,
-                       task_b=c.b.result.task, metric_b=c.metric_b, filter_b=c.filter_b,
+            row = dict(kind=c.kind, model=c.model, config_a=c.a.config.full_label, task_a=c.a.result.task,
+                       metric_a=c.metric_a, filter_a=c.filter_a, config_b=c.b.config.full_label,
+                       task_b=c.b.result.task, metric_b=c.metric_b, filter_b=c.filter_b, item_key=c.item_key,
+                       b_significantly_better="" if c.b_significantly_better is None else c.b_significantly_better,
+                       evaluation_split=c.b.result.metadata.get("evaluation_split", ""),
                        n_only_a=c.n_only_a, n_only_b=c.n_only_b, n_mismatched=c.n_mismatched,
-                       problem=c.problem or "")
+                       pairing_note=c.pairing_note or "", problem=c.problem or "")
             if s is not None:
                 row.update({k: ("" if getattr(s, k) is None else repr(getattr(s, k))) for k in (
                     "n", "mean_a", "mean_b", "diff", "diff_stderr", "ci_low", "ci_high", "confidence",
@@ -202,12 +356,29 @@ def write_paired_csv(report: Report, path: Path) -> None:
             w.writerow(row)
 
 
-def _html_table(header: list[str], body: list[list[str]], css_class: str) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+def _breakable(text: str) -> str:
+    """Escaped text that may wrap after underscores: task names and file names are long words
+    (`timbre_range_seed_ft_validation`) that would otherwise set a column's minimum width."""
+    return html.escape(text).replace("_", "_<wbr>")
+
+
+def _html_cell(value: str, tag: str = "td", title: str = "") -> str:
+    t = f' title="{html.escape(title)}"' if title else ""
+    first, _, rest = value.partition("\n")
+    inner = _breakable(first) + (f'<br><span class="muted">{_breakable(rest)}</span>' if rest else "")
+    cls = ' class="warn"' if value.startswith("NOT ") else ""
+    return f"<{tag}{t}{cls}>{inner}</{tag}>"
+
+
+def html_table(header: list[str], body: list[list[str]], css_class: str,
+               titles: list[list[str]] | None = None) -> str:
+    """An HTML table; cells may hold a second, muted line after a newline; optional tooltips."""
+    head = "".join(_html_cell(h, "th") for h in header)
     rows = []
-    for r in body:
+    for i, r in enumerate(body):
         cls = ' class="published"' if r and r[0].startswith("published:") else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>")
+        tips = titles[i] if titles else [""] * len(r)
+        rows.append(f"<tr{cls}>" + "".join(_html_cell(v, title=t) for v, t in zip(r, tips)) + "</tr>")
     return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -215,26 +386,47 @@ def to_html(report: Report) -> str:
     """The report as one HTML page with its plots embedded (no external files or scripts)."""
     import jinja2
 
-    from lm_eval_audio.report.plots import paired_figure, scores_figure
-
-    deg, ada = _sections(report)
+    from lm_eval_audio.report.plots import ladder_figure, paired_figure, scores_figure
 
     def img(png: bytes | None, alt: str) -> str:
         if png is None:
             return ""
         return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
+    def section(key: str, body: str) -> dict:
+        title, text = SECTIONS[key]
+        return {"id": key.replace(" ", ""), "title": title, "text": text, "body": body}
+
+    lb_header, lb_body, lb_titles = leaderboard_rows(report)
+    backbone = report.of_kind(views.BACKBONE)
+    sections = [
+        section("leaderboard", html_table(lb_header, lb_body, "leaderboard", lb_titles)
+                + "<ul class=\"captions\">" + "".join(f"<li>{html.escape(c)}</li>" for c in report.leaderboard.captions)
+                + "</ul>"),
+        section("backbone", (html_table(*paired_rows(backbone), "paired")
+                             + img(paired_figure(backbone, "audio LLM − backbone, text, paired by item"), "backbone"))
+                if backbone else f"<p>{EMPTY[views.BACKBONE]}</p>"),
+        section("ladder", img(ladder_figure(report), "ladder") or "<p>No model has a backbone, text and speech run "
+                "to draw a ladder from.</p>"),
+        section("seed", html_table(*seed_rows(report), "seed") if report.seed else
+                "<p>No run reports exact_match_answered.</p>"),
+        section("agreement", html_table(*agreement_rows(report), "seed") if report.agreements else
+                f"<p>{EMPTY[views.BACKBONE]}</p>"),
+    ]
+    for kind in (views.DEGRADATION, views.ADAPTER, views.CONTROL, views.ASR):
+        comps = report.of_kind(kind)
+        body = (html_table(*paired_rows(comps), "paired")
+                + img(paired_figure(comps, f"{kind}, paired by item"), kind)) if comps else f"<p>{EMPTY[kind]}</p>"
+        sections.append(section(kind, body))
+    sections.append(section("checks", html_table(*checks_rows(report), "checks")))
+    sections.append(section("results", html_table(*results_rows(report), "results")
+                            + img(scores_figure(report), "scores by configuration")))
     env = jinja2.Environment(loader=jinja2.PackageLoader("lm_eval_audio.report", "."),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     template = env.get_template("template.html.j2")
     return template.render(
-        results_table=_html_table(*table_rows(report), "results"),
-        scores_plot=img(scores_figure(report), "scores by configuration"),
-        degradation_table=_html_table(*paired_rows(deg), "paired") if deg else "",
-        degradation_plot=img(paired_figure(deg, "speech - text, paired by item"), "degradation"),
-        adapter_table=_html_table(*paired_rows(ada), "paired") if ada else "",
-        adapter_plot=img(paired_figure(ada, "adapter - base, paired by item"), "adapters"),
-        reference_table=_html_table(*reference_table(report), "refs") if report.references else "",
+        sections=sections,
+        reference_table=html_table(*reference_table(report), "refs") if report.references else "",
         notes=report.notes, inputs=[str(r.path) for r in report.runs],
     )
 

@@ -8,6 +8,7 @@ from .synthesizer import (
     SynthesisError,
     Synthesizer,
     SynthStats,
+    configure_run,
     get_synthesizer,
     use_synthesizer,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "SynthStats",
     "Synthesizer",
     "TTSConfig",
+    "configure_run",
     "default_cache_dir",
     "get_synthesizer",
     "use_synthesizer",

@@ -102,6 +102,30 @@ class TTSConfig:
             raise TypeError(f"unknown TTSConfig fields: {sorted(unknown)}")
         return cls(**values)
 
+    @classmethod
+    def from_run_metadata(cls, metadata: dict) -> "TTSConfig":
+        """The configuration of one lm-eval run: the environment's, with the run's `--metadata`
+        keys `tts_backend`, `tts_voice`, `tts_model`, `tts_instructions`, `tts_rate` winning."""
+        keys = {f"tts_{name}": name for name in ("backend", "voice", "model", "instructions", "rate")}
+        unknown = sorted(k for k in metadata if k.startswith("tts_") and k not in keys)
+        if unknown:
+            raise ValueError(f"unknown TTS setting(s) {unknown} in --metadata; valid: {sorted(keys)}")
+        overrides = {name: metadata[key] for key, name in keys.items() if metadata.get(key) is not None}
+        if "rate" in overrides:
+            overrides["rate"] = int(overrides["rate"])
+        env = cls.from_env()
+        if overrides.get("backend", env.backend) != env.backend:
+            # The environment's voice and model belong to the environment's backend.
+            kept = {k: getattr(env, k) for k in ("cache_dir", "synthesize", "max_retries", "timeout")}
+            return cls(**kept, **overrides)
+        return cls.from_env(**overrides)
+
+    def describe(self) -> dict:
+        """What decides how a clip sounds (recorded in the results of every spoken task)."""
+        facts = {"backend": self.backend, "model": self.model, "voice": self.voice,
+                 "instructions": self.instructions, "rate": self.rate}
+        return {k: v for k, v in facts.items() if v is not None}  # what the backend does not take
+
     def with_(self, **changes) -> "TTSConfig":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)

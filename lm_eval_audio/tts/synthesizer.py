@@ -78,6 +78,10 @@ class Synthesizer:
                 self._options = ()
         return self._options
 
+    def describe(self) -> dict:
+        """The configuration and engine that make this synthesizer's clips (for the results)."""
+        return {**self.config.describe(), **dict(self._engine_options())}
+
     def spec(self, text: str) -> ClipSpec:
         """The cache identity of `text` spoken with this configuration."""
         c = self.config
@@ -129,13 +133,28 @@ class Synthesizer:
 
 _override: list[Synthesizer] = []
 _defaults: dict[str, Synthesizer] = {}
+_run_config: list[TTSConfig] = []  # set by spoken tasks' loaders from the run's --metadata
+
+
+def configure_run(metadata: dict) -> Synthesizer:
+    """Make the TTS settings of one lm-eval run (environment + `--metadata` `tts_*` keys) the
+    ones that spoken tasks' `doc_to_audio` use, and return that synthesizer.
+
+    lm-eval hands `doc_to_audio` only the document, but hands every task loader the run's
+    metadata, which is the same for all tasks of a run; spoken loaders call this as they load,
+    so a later run in the same process never keeps an earlier run's voice.
+    """
+    config = TTSConfig.from_run_metadata(metadata)
+    _run_config[:] = [config]
+    return get_synthesizer()
 
 
 def get_synthesizer() -> Synthesizer:
-    """The synthesizer in effect: the innermost `use_synthesizer`, else one from the environment."""
+    """The synthesizer in effect: the innermost `use_synthesizer`, else the run's (see
+    `configure_run`), else one from the environment."""
     if _override:
         return _override[-1]
-    config = TTSConfig.from_env()
+    config = _run_config[0] if _run_config else TTSConfig.from_env()
     key = repr(config)
     if key not in _defaults:
         _defaults[key] = Synthesizer(config)

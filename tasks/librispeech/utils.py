@@ -41,8 +41,8 @@ def unwrap_transcripts(resps, docs):
     return [[unwrap_transcript(r) for r in doc_resps] for doc_resps in resps]
 
 
-def load_asr_synth(**_metadata):
+def load_asr_synth(**metadata):
     """`custom_dataset` of asr_synth: synthesised Harvard sentences (lm_eval_audio.data.asr_synth)."""
     from lm_eval_audio.data.asr_synth import load_asr_synth as load
 
-    return load()
+    return load(**metadata)

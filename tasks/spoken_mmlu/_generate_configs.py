@@ -75,7 +75,7 @@ def main() -> None:
         out = TASKS / folder
         gen = family.endswith("_gen")
         for subject, category in SUBJECTS.items():
-            kwargs = {"subject": subject}
+            kwargs = {"subject": subject, "spoken": True} if spoken else {"subject": subject}
             _dump(out / f"{family}_{subject}.yaml", {
                 "include": template,
                 "task": f"{family}_{subject}",

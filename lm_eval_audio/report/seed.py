@@ -1,0 +1,90 @@
+"""The seed study's MMLU numbers: Total, Answered, answered share, and backbone agreement.
+
+The seed reported, per model: accuracy over all items ("Total": an unanswered item counts as
+wrong), accuracy over the answered items ("Answered") and the answered share; and the
+agreement between the backbone and Qwen2-Audio on the items both answered. Our generation
+tasks report them as `exact_match`, `exact_match_answered` and `extraction_failure`
+(1 - answered share) under each filter (`strict`: the stripped response is one letter;
+`choice`: our extraction). The first three come straight from the results files; agreement
+needs both runs' per-item answers, paired by item identity like every paired view.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from lm_eval_audio.report.items import pair_items
+from lm_eval_audio.report.load import ResultsError
+from lm_eval_audio.report.pairs import Cell, Comparison
+
+logger = logging.getLogger(__name__)
+
+TOTAL, ANSWERED, FAILURE = "exact_match", "exact_match_answered", "extraction_failure"
+
+
+@dataclass(frozen=True)
+class SeedNumbers:
+    """One run's seed numbers on one task under one filter (values as the results file holds them)."""
+
+    cell: Cell
+    filter: str
+    total: float | None
+    answered: float | None
+    answered_share: float | None  # 1 - extraction_failure
+    n: int | None
+
+
+def seed_numbers(cells: list[Cell]) -> list[SeedNumbers]:
+    """Every (cell, filter) that reports the seed's `exact_match_answered`."""
+    out = []
+    for cell in cells:
+        m = cell.result.metrics
+        for filt in sorted({f for (name, f) in m if name == ANSWERED}):
+            fail = m.get((FAILURE, filt))
+            total = m.get((TOTAL, filt))
+            out.append(SeedNumbers(cell, filt, None if total is None else total.value, m[(ANSWERED, filt)].value,
+                                   None if fail is None else 1.0 - fail.value, cell.result.n))
+    return out
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Backbone vs audio LLM on the items both answered: how often they gave the same letter."""
+
+    comparison: Comparison  # the backbone comparison this belongs to (a: backbone, b: audio LLM)
+    n_paired: int
+    n_both_answered: int
+    n_same: int
+    n_both_correct: int
+    problem: str | None = None
+
+    @property
+    def rate(self) -> float | None:
+        """Same answer / both answered (None when no item was answered by both)."""
+        return self.n_same / self.n_both_answered if self.n_both_answered else None
+
+
+def agreement(comp: Comparison) -> Agreement:
+    """The agreement of a backbone comparison's two runs under its filter, by item identity.
+
+    An item counts as answered when its `extraction_failure` is 0; the answers compared are
+    the filtered responses (the letters), case and surrounding space ignored.
+    """
+    try:
+        ia, ib, pairing = pair_items(comp.a.result, comp.filter_a, comp.b.result, comp.filter_b)
+    except ResultsError as e:
+        return Agreement(comp, 0, 0, 0, 0, problem=str(e))
+    both = same = both_correct = 0
+    for k in pairing.common:
+        ra, rb = ia.by_key[k], ib.by_key[k]
+        fa, fb = ra.values.get(FAILURE), rb.values.get(FAILURE)
+        if fa is None or fb is None:
+            return Agreement(comp, len(pairing.common), 0, 0, 0,
+                             problem=f"per-item {FAILURE} missing under filter {comp.filter_a}/{comp.filter_b}")
+        if fa or fb:
+            continue
+        both += 1
+        same += ra.filtered.strip().upper() == rb.filtered.strip().upper()
+        both_correct += bool(ra.values.get(TOTAL)) and bool(rb.values.get(TOTAL))
+    return Agreement(comp, len(pairing.common), both, same, both_correct)
