@@ -181,11 +181,52 @@ def _build_granite_speech(out: Path, seed: int, size: str) -> Path:
     return _save(out, model, processor, seed)
 
 
+OMNI_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>",
+                       "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>", "<|vision_eos|>"]
+# The attribute names Qwen2_5OmniProcessor.__init__ reads from its tokenizer.
+_OMNI_NAMED = {"audio_token": "<|AUDIO|>", "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
+               "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
+               "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>"}
+
+
+def omni_model_parts(seed: int = 0):
+    """Tokenizer and random `Qwen2_5OmniForConditionalGeneration` (thinker only: talker and
+    token2wav off) of the tiny Omni checkpoint, without the processor.
+
+    `AutoModelForMultimodalLM` maps model_type `qwen2_5_omni` to this whole-Omni class (the
+    thinker's own type is not in its mapping), so that is what a checkpoint must hold; with
+    `enable_audio_output=False` it holds only the thinker. Used by the builder and, since the
+    processor cannot be made here, by the tests that measure the thinker's facts.
+    """
+    from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+
+    tokenizer = train_tokenizer(_VOCAB, OMNI_SPECIAL_TOKENS, named_tokens=_OMNI_NAMED)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in OMNI_SPECIAL_TOKENS}
+    text = dict(_LM, vocab_size=len(tokenizer), tie_word_embeddings=False,
+                eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                # mrope splits head_dim/2 = 8 rotary pairs into (time, height, width) sections
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]})
+    thinker = dict(
+        audio_config=dict(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128,
+                          num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=64),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           fullatt_block_indexes=[0]),
+        text_config=text,
+        audio_token_index=ids["<|AUDIO|>"], image_token_index=ids["<|IMAGE|>"], video_token_index=ids["<|VIDEO|>"],
+        audio_start_token_id=ids["<|audio_bos|>"], audio_end_token_id=ids["<|audio_eos|>"],
+        vision_start_token_id=ids["<|vision_bos|>"], user_token_id=ids["<|im_start|>"],
+    )
+    config = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
+    return tokenizer, _seeded(seed, lambda: Qwen2_5OmniForConditionalGeneration(config))
+
+
 def _build_qwen2_5_omni(out: Path, seed: int, size: str) -> Path:
+    # The processor is the one part that cannot be made here (see omni_model_parts for the rest).
     _require("qwen2_5_omni", "torchvision",
              "Qwen2_5OmniProcessor always holds a Qwen2VLVideoProcessor, which needs torchvision; "
              "the torchvision wheels on this disk need torch 2.14 or a CUDA build of torch 2.13")
-    raise ArchUnavailable("qwen2_5_omni: torchvision imports, but no tiny builder was written for this environment")
+    raise ArchUnavailable("qwen2_5_omni: torchvision imports, but the processor build is not written: "
+                          "it could not be run where this was written")
 
 
 def _build_phi4_multimodal(out: Path, seed: int, size: str) -> Path:
