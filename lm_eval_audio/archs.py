@@ -50,6 +50,11 @@ class ArchFacts:
     kv_reuse: bool | None  # None: not measured (architecture unavailable here)
     kv_reuse_diff: float | None
     logits_to_keep: bool | None  # does forward honour logits_to_keep (return only the last k positions)?
+    # "text": render the chat template to text, then processor(text=..., audio=[...]);
+    # "chat_ids": only processor.apply_chat_template(..., tokenize=True, return_dict=True) takes
+    # audio (processor(text) refuses the placeholder), so prompts are token ids, never text.
+    prompt_route: str = "text"
+    chat_audio_keys: tuple[str, ...] = AUDIO_ITEM_KEYS  # keys an audio content item may carry the clip in
     cache_kwarg: str = "cache"  # 5.24 renamed past_key_values -> cache (old name warns, removed in 5.40)
     requires: tuple[str, ...] = ()  # packages beyond transformers/torch
     available: bool = True  # can the tiny checkpoint be built and run here?
@@ -264,29 +269,37 @@ ARCHS: dict[str, ArchFacts] = {
         model_class="VoxtralForConditionalGeneration",
         auto_class="AutoModelForMultimodalLM",
         processor_class="VoxtralProcessor",
-        audio_placeholder=None,
+        audio_placeholder="[AUDIO]",
         placeholder_attr="audio_token",  # = tokenizer.convert_ids_to_tokens(24): the processor fixes id 24
         expansion="processor",
-        tokens_per_clip="not measured",
-        chat_audio_rendering="rendered by mistral-common, not by a jinja template",
+        tokens_per_clip="375 per started 30 s chunk (frame_rate 12.5 of tekken.json's audio section): 375 at 3 s, 375 at 10 s, 750 at 40 s",
+        chat_audio_rendering="[BEGIN_AUDIO] then [AUDIO] x tokens (mistral-common encodes the turn to ids)",
         default_chat_template=False,
         feature_extractor_attr="feature_extractor",
         sampling_rate=16000,
         max_seconds=None,
-        max_seconds_from="not measured",
-        audio_kwarg="audio",
-        audio_inputs=(),
+        max_seconds_from="none: clips are padded to a multiple of 30 s (pad_to_multiple_of=480000) and split "
+                         "into 3000-frame chunks, each one input_features row",
+        audio_kwarg="audio",  # only through apply_chat_template; __call__ takes no audio
+        audio_inputs=("input_features",),
         forward_module="",
         language_model="model.language_model",
         lm_head="lm_head",
         embeddings="model.language_model.embed_tokens",
-        kv_reuse=None,
-        kv_reuse_diff=None,
-        logits_to_keep=None,
-        requires=("mistral-common",),
-        available=False,
-        notes=("the tokenizer is mistral-common's Tekken (MistralCommonBackend); no offline tiny Tekken "
-               "builder exists yet",),
+        kv_reuse=True,
+        kv_reuse_diff=1.5e-7,
+        logits_to_keep=True,
+        prompt_route="chat_ids",
+        chat_audio_keys=("path", "url", "base64"),  # no arrays: MistralCommonBackend loads files or base64
+        requires=("mistral_common",),
+        notes=(
+            "the tokenizer is mistral-common's Tekken (tekken.json, MistralCommonBackend); there is no "
+            "jinja chat template: mistral-common renders [INST] ... [/INST] turns itself",
+            "AutoProcessor picks MistralCommonBackend only when config.json (model_type voxtral) sits "
+            "next to tekken.json",
+            "processor.apply_chat_template returns token ids even with tokenize=False",
+            "a clip in a chat item must be a file path, URL or base64 of an audio file, never an array",
+        ),
     ),
 }
 

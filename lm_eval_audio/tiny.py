@@ -58,6 +58,23 @@ SIZES = {
 }
 
 
+def train_bpe(vocab_size: int, special_tokens: list[str]):
+    """The byte-level BPE (a `tokenizers.Tokenizer`) trained deterministically on `_CORPUS`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS * 20, trainer=trainer)
+    return tok
+
+
 def train_tokenizer(
     vocab_size: int,
     special_tokens: list[str] = SPECIAL_TOKENS,
@@ -73,19 +90,9 @@ def train_tokenizer(
     token; the rest are registered as additional special tokens. `named_tokens` maps attribute
     names a processor reads from its tokenizer (`audio_token`, ...) to tokens of `special_tokens`.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=special_tokens,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_CORPUS * 20, trainer=trainer)
+    tok = train_bpe(vocab_size, special_tokens)
     extra = {"extra_special_tokens": named_tokens} if named_tokens else {}
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_eval_audio.tiny import build_tiny_model, train_tokenizer
+from lm_eval_audio.tiny import build_tiny_model, train_bpe, train_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -243,12 +243,69 @@ def _build_gemma3n(out: Path, seed: int, size: str) -> Path:
     raise ArchUnavailable("gemma3n: timm imports, but no tiny builder was written for this environment")
 
 
+# Voxtral's tokenizer is mistral-common's Tekken (tiktoken ranks in tekken.json), rendered by
+# mistral-common (no jinja chat template). The processor fixes the audio token at id 24, so the
+# special tokens are mistral-common's SpecialTokens in their order, padded so that [AUDIO] is 24.
+_TEKKEN_SPECIALS = 32
+# GPT-2's pre-tokenizer regex: the one the BPE of train_bpe was trained under (ByteLevel).
+_GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _tekken_json(vocab_size: int) -> dict:
+    """A tekken.json (v7, with an audio section) whose ranks are the BPE of `train_bpe`."""
+    import base64
+
+    from mistral_common.tokens.tokenizers.base import SpecialTokens
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    names = [t.value for t in SpecialTokens]
+    specials = names[:22] + ["<SPECIAL_22>", "<SPECIAL_23>", "[AUDIO]", "[BEGIN_AUDIO]", "[TRANSCRIBE]"]
+    specials += [f"<SPECIAL_{i}>" for i in range(len(specials), _TEKKEN_SPECIALS)]
+    assert specials.index("[AUDIO]") == 24
+    bpe = train_bpe(vocab_size, [])
+    to_byte = {c: b for b, c in bytes_to_unicode().items()}
+    # Tekken wants the 256 single bytes first, in byte order; the merged pieces follow in BPE id
+    # order, which is merge order, which is what tiktoken's ranks mean.
+    merged = [piece for piece, _ in sorted(bpe.get_vocab().items(), key=lambda kv: kv[1]) if len(piece) > 1]
+    pieces = [bytes([b]) for b in range(256)] + [bytes(to_byte[c] for c in piece) for piece in merged]
+    vocab = [{"rank": rank, "token_bytes": base64.b64encode(piece).decode(), "token_str": None}
+             for rank, piece in enumerate(pieces)]
+    return {
+        "config": {"pattern": _GPT2_PATTERN, "num_vocab_tokens": len(vocab),
+                   "default_vocab_size": len(vocab) + _TEKKEN_SPECIALS,
+                   "default_num_special_tokens": _TEKKEN_SPECIALS, "version": "v7"},
+        "vocab": vocab,
+        "special_tokens": [{"rank": i, "token_str": t, "is_control": True} for i, t in enumerate(specials)],
+        # As Voxtral-Mini: 16 kHz, 12.5 audio tokens per second, clips padded to 30 s chunks.
+        "audio": {"sampling_rate": 16000, "frame_rate": 12.5, "chunk_length_s": 30.0,
+                  "audio_encoding_config": {"num_mel_bins": 128, "hop_length": 160, "window_size": 400}},
+    }
+
+
 def _build_voxtral(out: Path, seed: int, size: str) -> Path:
-    _require("voxtral", "mistral_common", "VoxtralProcessor's tokenizer is MistralCommonBackend")
-    raise ArchUnavailable(
-        "voxtral: its tokenizer is mistral-common's Tekken (tekken.json with the audio special tokens and "
-        "mistral-common's own chat rendering), not a `tokenizers` BPE; no offline tiny Tekken builder exists yet"
+    _require("voxtral", "mistral_common", "VoxtralProcessor's tokenizer is mistral-common's Tekken (MistralCommonBackend)")
+    import json
+
+    from transformers import VoxtralConfig, VoxtralForConditionalGeneration, VoxtralProcessor, WhisperFeatureExtractor
+    from transformers.tokenization_mistral_common import MistralCommonBackend
+
+    out.mkdir(parents=True, exist_ok=True)
+    tekken = _tekken_json(_VOCAB - _TEKKEN_SPECIALS)
+    (out / "tekken.json").write_text(json.dumps(tekken, indent=1), encoding="utf-8")
+    tokenizer = MistralCommonBackend.from_pretrained(out)
+    processor = VoxtralProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer)
+    config = VoxtralConfig(
+        # The projector folds 4 encoder frames into one: audio intermediate_size must be 4 x hidden
+        # (1500 frames per 30 s -> 375 tokens = 30 s x frame_rate 12.5).
+        audio_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                          num_mel_bins=128, max_source_positions=1500),
+        text_config=dict(model_type="llama", vocab_size=len(tokenizer), head_dim=16, tie_word_embeddings=False,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, **_LM),
+        audio_token_id=processor.audio_token_id,
     )
+    model = _seeded(seed, lambda: VoxtralForConditionalGeneration(config))
+    return _save(out, model, processor, seed)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def _buildable(arch: str) -> bool:
     return all(_importable(m) for m in ARCHS[arch].requires)
 
 
-BUILDABLE = [a for a in ("qwen2_audio", "audioflamingo3", "granite_speech") if _buildable(a)]
+BUILDABLE = [a for a in ("qwen2_audio", "audioflamingo3", "granite_speech", "voxtral") if _buildable(a)]
 
 
 def _clip(seconds: float, seed: int = 0) -> np.ndarray:
@@ -70,11 +70,30 @@ def loaded(checkpoints):
     return {arch: _load(arch, d) for arch, (d, _) in checkpoints.items()}
 
 
-def _chat_inputs(processor, seconds: float = 3.0):
-    conversation = [{"role": "user", "content": [
-        {"type": "audio", "audio": _clip(seconds)}, {"type": "text", "text": "Answer:"}]}]
+def _wav_base64(clip: np.ndarray) -> str:
+    import base64
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, clip, SR, format="WAV", subtype="FLOAT")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _chat_inputs(arch: str, processor, seconds: float = 3.0, text: str | None = "Answer:"):
+    """(rendered prompt or None, model inputs) for one user turn: a clip, then `text`."""
+    f = facts(arch)
+    clip = _clip(seconds)
+    # an array where the architecture takes one, else the clip as a base64 WAV file
+    item = {"type": "audio", "audio": clip} if "audio" in f.chat_audio_keys else {"type": "audio", "base64": _wav_base64(clip)}
+    content = [item] + ([{"type": "text", "text": text}] if text else [])
+    conversation = [{"role": "user", "content": content}]
+    if f.prompt_route == "chat_ids":
+        inputs = processor.apply_chat_template(conversation, tokenize=True, return_dict=True, return_tensors="pt")
+        return None, inputs
     prompt = processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
-    return prompt, processor(text=prompt, audio=[_clip(seconds)], return_tensors="pt")
+    return prompt, processor(text=prompt, audio=[clip], return_tensors="pt")
 
 
 def _continuation(processor) -> torch.Tensor:
@@ -133,8 +152,13 @@ def test_loads_renders_and_runs(arch, loaded):
     processor, model = loaded[arch]
     assert type(processor).__name__ == f.processor_class
     assert type(model).__name__ == f.model_class
-    prompt, inputs = _chat_inputs(processor)
-    assert f.chat_audio_rendering.format(n=1) in prompt
+    prompt, inputs = _chat_inputs(arch, processor)
+    if f.prompt_route == "text":
+        assert f.chat_audio_rendering.format(n=1) in prompt
+    else:  # ids from mistral-common: [BEGIN_AUDIO] then the [AUDIO] run
+        ids = inputs["input_ids"][0].tolist()
+        begin = processor.tokenizer.convert_tokens_to_ids("[BEGIN_AUDIO]")
+        assert ids[ids.index(begin) + 1] == processor.audio_token_id
     assert set(f.audio_inputs) <= set(inputs)
     with torch.no_grad():
         logits = model(**inputs).logits
@@ -160,12 +184,16 @@ def test_placeholder_and_expansion(arch, loaded):
     placeholder_id = processor.tokenizer.convert_tokens_to_ids(f.audio_placeholder)
     counts = []
     for seconds in (3, 10):
-        inputs = processor(text=f"{f.audio_placeholder}Answer:", audio=[_clip(seconds)], return_tensors="pt")
+        if f.prompt_route == "chat_ids":
+            inputs = _chat_inputs(arch, processor, seconds, text=None)[1]
+        else:  # one placeholder in the text ...
+            inputs = processor(text=f"{f.audio_placeholder}Answer:", audio=[_clip(seconds)], return_tensors="pt")
         counts.append(int((inputs["input_ids"] == placeholder_id).sum()))
-    # expanded by the processor: one placeholder in the text, one id per audio position
-    expected = {"qwen2_audio": [75, 250], "audioflamingo3": [75, 250], "granite_speech": [30, 102]}[arch]
+    # ... expanded by the processor to one id per audio position
+    expected = {"qwen2_audio": [75, 250], "audioflamingo3": [75, 250], "granite_speech": [30, 102],
+                "voxtral": [375, 375]}[arch]
     assert counts == expected
-    assert f"{expected[0]} at 3 s" in f.tokens_per_clip
+    assert f"{expected[0]} at 3 s, {expected[1]} at 10 s" in f.tokens_per_clip
 
 
 @pytest.mark.parametrize("arch", BUILDABLE)
@@ -176,6 +204,10 @@ def test_max_seconds_and_sampling_rate(arch, loaded):
     assert extractor.sampling_rate == f.sampling_rate
     if arch == "audioflamingo3":
         assert processor.max_audio_len == f.max_seconds
+    elif arch == "voxtral":  # no limit: 40 s becomes two 30 s chunks
+        inputs = _chat_inputs(arch, processor, 40, text=None)[1]
+        assert inputs["input_features"].shape[0] == 2 and "750 at 40 s" in f.tokens_per_clip
+        assert f.max_seconds is None
     elif f.max_seconds is None:
         assert getattr(extractor, "n_samples", None) is None and getattr(extractor, "chunk_length", None) is None
     else:
@@ -186,7 +218,7 @@ def test_max_seconds_and_sampling_rate(arch, loaded):
 def test_kv_reuse_and_logits_to_keep(arch, loaded):
     f = facts(arch)
     processor, model = loaded[arch]
-    _, inputs = _chat_inputs(processor)
+    _, inputs = _chat_inputs(arch, processor)
     cont = _continuation(processor)
     diff = _kv_reuse_diff(model, inputs, cont)
     assert (diff < 1e-4) == f.kv_reuse, diff
