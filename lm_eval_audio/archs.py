@@ -29,27 +29,28 @@ class ArchFacts:
 
     arch: str  # config.model_type
     model_class: str  # what the auto class below instantiates
-    auto_class: str  # transformers auto class that loads it from a directory
     processor_class: str
     audio_placeholder: str | None  # the placeholder as it appears in prompt text; None: set by the checkpoint's tokenizer
-    placeholder_attr: str  # processor attribute holding it
-    expansion: str  # "processor" or "model" (see module docstring)
     tokens_per_clip: str  # how many audio positions a clip gets
     chat_audio_rendering: str  # what the (saved) chat template renders for one audio item
-    default_chat_template: bool  # does transformers itself provide a template for the processor?
-    feature_extractor_attr: str  # processor attribute holding the feature extractor
-    sampling_rate: int
     max_seconds: float | None  # longest clip the processor keeps; None: no limit of its own
     max_seconds_from: str  # where max_seconds comes from
-    audio_kwarg: str  # processor keyword for audio
     audio_inputs: tuple[str, ...]  # processor outputs besides input_ids/attention_mask
-    forward_module: str  # "" : the loaded model itself; else the attribute to call forward/generate on
-    language_model: str  # module paths, relative to the loaded model
-    lm_head: str
-    embeddings: str
     kv_reuse: bool | None  # None: not measured (architecture unavailable here)
     kv_reuse_diff: float | None
     logits_to_keep: bool | None  # does forward honour logits_to_keep (return only the last k positions)?
+    # The values below are shared by most architectures; an entry states only where it differs.
+    auto_class: str = "AutoModelForMultimodalLM"  # transformers auto class that loads it from a directory
+    placeholder_attr: str = "audio_token"  # processor attribute holding the placeholder
+    expansion: str = "processor"  # "processor" or "model" (see module docstring)
+    default_chat_template: bool = False  # does transformers itself provide a template for the processor?
+    feature_extractor_attr: str = "feature_extractor"  # processor attribute holding the feature extractor
+    sampling_rate: int = 16000
+    audio_kwarg: str = "audio"  # processor keyword for audio
+    forward_module: str = ""  # "": the loaded model itself; else the attribute to call forward/generate on
+    language_model: str = "model.language_model"  # module paths, relative to the loaded model
+    lm_head: str = "lm_head"
+    embeddings: str = "model.language_model.embed_tokens"
     # "text": render the chat template to text, then processor(text=..., audio=[...]);
     # "chat_ids": only processor.apply_chat_template(..., tokenize=True, return_dict=True) takes
     # audio (processor(text) refuses the placeholder), so prompts are token ids, never text.
@@ -61,30 +62,31 @@ class ArchFacts:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
+def _unmeasured(arch: str, model_class: str, processor_class: str, *, requires: tuple[str, ...], why: str,
+                **paths: str) -> ArchFacts:
+    """An architecture that cannot be built here: what the source says, nothing measured."""
+    return ArchFacts(
+        arch=arch, model_class=model_class, processor_class=processor_class, audio_placeholder=None,
+        tokens_per_clip="not measured", chat_audio_rendering="not measured", max_seconds=None,
+        max_seconds_from="not measured", audio_inputs=(), kv_reuse=None, kv_reuse_diff=None, logits_to_keep=None,
+        requires=requires, available=False, notes=(why,), **paths,
+    )
+
+
 _WHISPER_TOKENS = "((L-1)//2+1-2)//2+1 for L valid mel frames (100 per s): 75 at 3 s, 250 at 10 s, 750 at 30 s"
 
 ARCHS: dict[str, ArchFacts] = {
     "qwen2_audio": ArchFacts(
         arch="qwen2_audio",
         model_class="Qwen2AudioForConditionalGeneration",
-        auto_class="AutoModelForMultimodalLM",
         processor_class="Qwen2AudioProcessor",
         audio_placeholder="<|AUDIO|>",
-        placeholder_attr="audio_token",
-        expansion="processor",
         tokens_per_clip=_WHISPER_TOKENS,
         chat_audio_rendering="Audio {n}: <|audio_bos|><|AUDIO|><|audio_eos|>\n",
         default_chat_template=True,  # Qwen2AudioProcessor.default_chat_template
-        feature_extractor_attr="feature_extractor",
-        sampling_rate=16000,
         max_seconds=30.0,
         max_seconds_from="feature_extractor.chunk_length (n_samples / sampling_rate): longer clips are cut",
-        audio_kwarg="audio",
         audio_inputs=("input_features", "feature_attention_mask"),
-        forward_module="",
-        language_model="model.language_model",
-        lm_head="lm_head",
-        embeddings="model.language_model.embed_tokens",
         kv_reuse=True,
         kv_reuse_diff=1.8e-7,
         logits_to_keep=False,
@@ -102,21 +104,11 @@ ARCHS: dict[str, ArchFacts] = {
         auto_class="AutoModelForSeq2SeqLM",
         processor_class="AudioFlamingo3Processor",
         audio_placeholder="<sound>",
-        placeholder_attr="audio_token",
-        expansion="processor",
         tokens_per_clip=_WHISPER_TOKENS + "; summed over the clip's 30 s windows",
         chat_audio_rendering="<sound>",
-        default_chat_template=False,
-        feature_extractor_attr="feature_extractor",
-        sampling_rate=16000,
         max_seconds=600.0,
         max_seconds_from="processor.max_audio_len (windows of feature_extractor.chunk_length = 30 s): longer clips are cut",
-        audio_kwarg="audio",
         audio_inputs=("input_features", "input_features_mask"),
-        forward_module="",
-        language_model="model.language_model",
-        lm_head="lm_head",
-        embeddings="model.language_model.embed_tokens",
         kv_reuse=True,
         kv_reuse_diff=2.4e-7,
         logits_to_keep=True,
@@ -129,24 +121,14 @@ ARCHS: dict[str, ArchFacts] = {
     "granite_speech": ArchFacts(
         arch="granite_speech",
         model_class="GraniteSpeechForConditionalGeneration",
-        auto_class="AutoModelForMultimodalLM",
         processor_class="GraniteSpeechProcessor",
         audio_placeholder="<|audio|>",
-        placeholder_attr="audio_token",
-        expansion="processor",
         tokens_per_clip="audio_processor's audio_embed_sizes: ceil(mel frames / 2 / window 15) * (15 // downsample 5): 30 at 3 s, 102 at 10 s",
         chat_audio_rendering="<|audio|>",
-        default_chat_template=False,
         feature_extractor_attr="audio_processor",
-        sampling_rate=16000,
         max_seconds=None,
         max_seconds_from="none: GraniteSpeechFeatureExtractor pads to the batch's longest clip and has no maximum",
-        audio_kwarg="audio",
         audio_inputs=("input_features", "input_features_mask"),
-        forward_module="",
-        language_model="model.language_model",
-        lm_head="lm_head",
-        embeddings="model.language_model.embed_tokens",
         kv_reuse=True,
         kv_reuse_diff=1.8e-7,
         logits_to_keep=True,
@@ -167,19 +149,12 @@ ARCHS: dict[str, ArchFacts] = {
         # plus talker and token2wav unless config.enable_audio_output is False); the thinker's
         # own model_type (qwen2_5_omni_thinker) is not in the mapping.
         model_class="Qwen2_5OmniForConditionalGeneration",
-        auto_class="AutoModelForMultimodalLM",
         processor_class="Qwen2_5OmniProcessor",
-        audio_placeholder="<|AUDIO|>",
-        placeholder_attr="audio_token",  # read from tokenizer.audio_token
-        expansion="processor",
+        audio_placeholder="<|AUDIO|>",  # processor.audio_token = tokenizer.audio_token
         tokens_per_clip=_WHISPER_TOKENS,
         chat_audio_rendering="<|audio_bos|><|AUDIO|><|audio_eos|>",
-        default_chat_template=False,
-        feature_extractor_attr="feature_extractor",
-        sampling_rate=16000,
         max_seconds=30.0,
         max_seconds_from="feature_extractor.chunk_length (padding='max_length' is forced): longer clips are cut",
-        audio_kwarg="audio",
         audio_inputs=("input_features", "feature_attention_mask"),
         forward_module="thinker",
         language_model="thinker.model.language_model",
@@ -206,86 +181,34 @@ ARCHS: dict[str, ArchFacts] = {
             "measured on the thinker alone (features from WhisperFeatureExtractor, placeholders expanded by hand)",
         ),
     ),
-    "phi4_multimodal": ArchFacts(
-        arch="phi4_multimodal",
-        model_class="Phi4MultimodalForCausalLM",
-        auto_class="AutoModelForMultimodalLM",
-        processor_class="Phi4MultimodalProcessor",
-        audio_placeholder=None,
-        placeholder_attr="audio_token",  # = tokenizer.audio_token
-        expansion="processor",
-        tokens_per_clip="not measured",
-        chat_audio_rendering="not measured",
-        default_chat_template=False,
+    "phi4_multimodal": _unmeasured(
+        # the placeholder is tokenizer.audio_token, repeated to audio_embed_sizes by the processor
+        "phi4_multimodal", "Phi4MultimodalForCausalLM", "Phi4MultimodalProcessor",
         feature_extractor_attr="audio_processor",
-        sampling_rate=16000,
-        max_seconds=None,
-        max_seconds_from="not measured",
-        audio_kwarg="audio",
-        audio_inputs=(),
-        forward_module="",
-        language_model="model",
-        lm_head="lm_head",
-        embeddings="model.embed_tokens",
-        kv_reuse=None,
-        kv_reuse_diff=None,
-        logits_to_keep=None,
+        language_model="model", embeddings="model.embed_tokens",
         requires=("torchvision",),
-        available=False,
-        notes=("Phi4MultimodalProcessor always holds Phi4MultimodalImageProcessor, a torchvision-backend "
-               "image processor; torchvision has no CPU build for torch 2.13 here",),
+        why="Phi4MultimodalProcessor always holds Phi4MultimodalImageProcessor, a torchvision-backend image "
+            "processor; torchvision has no CPU build for torch 2.13 here",
     ),
-    "gemma3n": ArchFacts(
-        arch="gemma3n",
-        model_class="Gemma3nForConditionalGeneration",
-        auto_class="AutoModelForMultimodalLM",  # through the image-text-to-text mapping
-        processor_class="Gemma3nProcessor",
-        audio_placeholder=None,
-        placeholder_attr="audio_token",  # = tokenizer.audio_token, repeated audio_seq_length times (with boa/eoa)
-        expansion="processor",
-        tokens_per_clip="not measured",
-        chat_audio_rendering="not measured",
-        default_chat_template=False,
-        feature_extractor_attr="feature_extractor",
-        sampling_rate=16000,
-        max_seconds=None,
-        max_seconds_from="not measured",
-        audio_kwarg="audio",
-        audio_inputs=(),
-        forward_module="",
-        language_model="model.language_model",
-        lm_head="lm_head",
-        embeddings="model.language_model.embed_tokens",
-        kv_reuse=None,
-        kv_reuse_diff=None,
-        logits_to_keep=None,
+    "gemma3n": _unmeasured(
+        # AutoModelForMultimodalLM reaches it through the image-text-to-text mapping; the
+        # placeholder is tokenizer.audio_token, repeated audio_seq_length times between boa/eoa
+        "gemma3n", "Gemma3nForConditionalGeneration", "Gemma3nProcessor",
         requires=("timm",),
-        available=False,
-        notes=("the model always builds its vision tower as a TimmWrapperModel, and timm needs torchvision, "
-               "which has no CPU build for torch 2.13 here",),
+        why="the model always builds its vision tower as a TimmWrapperModel, and timm needs torchvision, "
+            "which has no CPU build for torch 2.13 here",
     ),
     "voxtral": ArchFacts(
         arch="voxtral",
         model_class="VoxtralForConditionalGeneration",
-        auto_class="AutoModelForMultimodalLM",
         processor_class="VoxtralProcessor",
-        audio_placeholder="[AUDIO]",
-        placeholder_attr="audio_token",  # = tokenizer.convert_ids_to_tokens(24): the processor fixes id 24
-        expansion="processor",
+        audio_placeholder="[AUDIO]",  # processor.audio_token = tokenizer.convert_ids_to_tokens(24): id 24 is fixed
         tokens_per_clip="375 per started 30 s chunk (frame_rate 12.5 of tekken.json's audio section): 375 at 3 s, 375 at 10 s, 750 at 40 s",
         chat_audio_rendering="[BEGIN_AUDIO] then [AUDIO] x tokens (mistral-common encodes the turn to ids)",
-        default_chat_template=False,
-        feature_extractor_attr="feature_extractor",
-        sampling_rate=16000,
         max_seconds=None,
         max_seconds_from="none: clips are padded to a multiple of 30 s (pad_to_multiple_of=480000) and split "
                          "into 3000-frame chunks, each one input_features row",
-        audio_kwarg="audio",  # only through apply_chat_template; __call__ takes no audio
         audio_inputs=("input_features",),
-        forward_module="",
-        language_model="model.language_model",
-        lm_head="lm_head",
-        embeddings="model.language_model.embed_tokens",
         kv_reuse=True,
         kv_reuse_diff=1.5e-7,
         logits_to_keep=True,

@@ -140,6 +140,8 @@ def test_cli_error_names_the_architecture(tmp_path, capsys):
 
 
 def test_every_builder_has_facts():
+    with pytest.raises(KeyError, match="qwen2_audio"):
+        facts("wav2vec2")
     assert set(BUILDERS) == set(ARCHS)
     with pytest.raises(ValueError, match="small"):
         build_arch("/nonexistent", "audioflamingo3", size="small")
@@ -152,6 +154,8 @@ def test_loads_renders_and_runs(arch, loaded):
     processor, model = loaded[arch]
     assert type(processor).__name__ == f.processor_class
     assert type(model).__name__ == f.model_class
+    # the template was saved by the builder; transformers itself has one only where claimed
+    assert (getattr(processor, "default_chat_template", None) is not None) == f.default_chat_template
     prompt, inputs = _chat_inputs(arch, processor)
     if f.prompt_route == "text":
         assert f.chat_audio_rendering.format(n=1) in prompt
