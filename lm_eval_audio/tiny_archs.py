@@ -43,25 +43,24 @@ def _require(arch: str, module: str, why: str) -> None:
         raise ArchUnavailable(f"{arch}: '{module}' is installed but does not import ({why}): {err}") from err
 
 
-def _save(out: Path, model, processor, seed: int, extra: Callable[[Path], None] | None = None) -> Path:
+def _save(out: Path, model, processor) -> Path:
     """Write model + processor (+ the processor's tokenizer) the same way for every architecture.
 
-    The model is created by the caller under `torch.manual_seed(seed)`; saving is itself
-    deterministic (safetensors, sorted JSON), so equal seeds give equal bytes.
+    The model comes from `_seeded`; saving is itself deterministic (safetensors, sorted JSON), so
+    equal seeds give equal bytes (tests/test_archs.py compares two builds file by file).
     """
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.save_pretrained(out)
     processor.save_pretrained(out)
-    if extra is not None:
-        extra(out)
     n = sum(p.numel() for p in model.parameters())
     logger.info("wrote a tiny %s checkpoint (%.2f M parameters) to %s", model.config.model_type, n / 1e6, out)
     return out
 
 
 def _seeded(seed: int, make: Callable[[], object]):
+    """`make()` (a model constructor) under `torch.manual_seed(seed)`, in eval mode."""
     import torch
 
     torch.manual_seed(seed)
@@ -141,7 +140,7 @@ def _build_audioflamingo3(out: Path, seed: int, size: str) -> Path:
         audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"),
     )
     model = _seeded(seed, lambda: AudioFlamingo3ForConditionalGeneration(config))
-    return _save(out, model, processor, seed)
+    return _save(out, model, processor)
 
 
 def _build_granite_speech(out: Path, seed: int, size: str) -> Path:
@@ -178,7 +177,7 @@ def _build_granite_speech(out: Path, seed: int, size: str) -> Path:
         has_lora_adapter=False, window_size=15, downsample_rate=5,
     )
     model = _seeded(seed, lambda: GraniteSpeechForConditionalGeneration(config))
-    return _save(out, model, processor, seed)
+    return _save(out, model, processor)
 
 
 OMNI_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>",
@@ -305,7 +304,7 @@ def _build_voxtral(out: Path, seed: int, size: str) -> Path:
         audio_token_id=processor.audio_token_id,
     )
     model = _seeded(seed, lambda: VoxtralForConditionalGeneration(config))
-    return _save(out, model, processor, seed)
+    return _save(out, model, processor)
 
 
 @dataclass(frozen=True)
