@@ -178,6 +178,19 @@ def test_audioflamingo3_is_not_a_multimodal_lm(checkpoints):
         transformers.AutoModelForMultimodalLM.from_pretrained(checkpoints["audioflamingo3"][0])
 
 
+def test_audioflamingo3_template_renders_as_the_real_checkpoint(loaded):
+    """The expected string of transformers' own AF3 processor test (real checkpoint's template)."""
+    if "audioflamingo3" not in loaded:
+        pytest.skip("audioflamingo3 not buildable")
+    processor, _ = loaded["audioflamingo3"]
+    question = "What is surprising about the relationship between the barking and the music?"
+    conversation = [{"role": "user", "content": [{"type": "text", "text": question},
+                                                 {"type": "audio", "path": "dogs.wav"}]}]
+    expected = ("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                f"<|im_start|>user\n<sound>{question}<|im_end|>\n<|im_start|>assistant\n")
+    assert processor.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True) == expected
+
+
 # -- the facts table, on the real objects --------------------------------------------------------
 @pytest.mark.parametrize("arch", BUILDABLE)
 def test_placeholder_and_expansion(arch, loaded):
