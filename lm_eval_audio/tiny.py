@@ -58,30 +58,52 @@ SIZES = {
 }
 
 
-def train_tokenizer(vocab_size: int):
-    """A deterministic byte-level BPE with Qwen2-Audio's special tokens, as a transformers tokenizer."""
+def train_bpe(vocab_size: int, special_tokens: list[str]):
+    """The byte-level BPE (a `tokenizers.Tokenizer`) trained deterministically on `_CORPUS`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(_CORPUS * 20, trainer=trainer)
+    return tok
+
+
+def train_tokenizer(
+    vocab_size: int,
+    special_tokens: list[str] = SPECIAL_TOKENS,
+    *,
+    eos_token: str = "<|im_end|>",
+    pad_token: str = "<|endoftext|>",
+    bos_token: str | None = None,
+    named_tokens: dict[str, str] | None = None,
+):
+    """A deterministic byte-level BPE trained on `_CORPUS`, as a transformers tokenizer.
+
+    The defaults are Qwen2-Audio's special tokens. `special_tokens[0]` is the padding/text-end
+    token; the rest are registered as additional special tokens. `named_tokens` maps attribute
+    names a processor reads from its tokenizer (`audio_token`, ...) to tokens of `special_tokens`.
+    """
+    from transformers import PreTrainedTokenizerFast
+
+    tok = train_bpe(vocab_size, special_tokens)
+    extra = {"extra_special_tokens": named_tokens} if named_tokens else {}
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token=eos_token,
+        pad_token=pad_token,
         unk_token=None,
-        bos_token=None,
-        additional_special_tokens=SPECIAL_TOKENS[1:],
+        bos_token=bos_token,
+        additional_special_tokens=special_tokens[1:],
         model_max_length=32768,
         padding_side="left",
+        **extra,
     )
 
 
@@ -154,11 +176,20 @@ def build_text_backbone(audio_model_dir: str | Path, output_dir: str | Path) -> 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from lm_eval_audio.tiny_archs import BUILDERS
+
     parser.add_argument("output_dir", help="directory to write the checkpoint to")
+    parser.add_argument("--arch", choices=list(BUILDERS), default="qwen2_audio",
+                        help="architecture (default qwen2_audio; --size small exists for qwen2_audio only)")
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
-    build_tiny_model(args.output_dir, size=args.size, seed=args.seed)
+    from lm_eval_audio.tiny_archs import ArchUnavailable, build_arch
+
+    try:
+        build_arch(args.output_dir, arch=getattr(args, "arch", "qwen2_audio"), size=args.size, seed=args.seed)
+    except ArchUnavailable as err:
+        raise SystemExit(f"make-tiny-model: {err}") from err
     return 0

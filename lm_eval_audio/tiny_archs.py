@@ -1,0 +1,341 @@
+"""Random tiny checkpoints of every audio-LLM architecture, built offline and deterministically.
+
+`lm-eval-audio make-tiny-model DIR --arch NAME` dispatches here. Each builder makes a tokenizer
+(the byte-level BPE of `tiny.train_tokenizer`, with the architecture's special tokens), the
+architecture's processor with a chat template, and a random model of a few hundred thousand
+parameters; `_save` writes them the same way for every architecture, so two builds with the same
+seed are byte-identical. `qwen2_audio` is `tiny.build_tiny_model`, unchanged.
+
+An architecture whose processor or model cannot be built in this environment raises
+`ArchUnavailable` naming it and the reason (for example a backend that has no CPU build here).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lm_eval_audio.tiny import build_tiny_model, train_bpe, train_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+class ArchUnavailable(RuntimeError):
+    """An architecture's tiny checkpoint cannot be built (or run) here; the message says why."""
+
+
+# Dimensions shared by every tiny language model: a 2-layer decoder, hidden 64, GQA 4/2 heads.
+_LM = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+           intermediate_size=128, max_position_embeddings=4096)
+_VOCAB = 400
+
+
+def _require(arch: str, module: str, why: str) -> None:
+    """Raise `ArchUnavailable` for `arch` when `module` cannot be imported."""
+    if importlib.util.find_spec(module) is None:
+        raise ArchUnavailable(f"{arch}: needs the '{module}' package, which is not installed ({why})")
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # a wheel built for another torch/CUDA fails here, not at find_spec
+        raise ArchUnavailable(f"{arch}: '{module}' is installed but does not import ({why}): {err}") from err
+
+
+def _save(out: Path, model, processor) -> Path:
+    """Write model + processor (+ the processor's tokenizer) the same way for every architecture.
+
+    The model comes from `_seeded`; saving is itself deterministic (safetensors, sorted JSON), so
+    equal seeds give equal bytes (tests/test_archs.py compares two builds file by file).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    model.generation_config.eos_token_id = processor.tokenizer.eos_token_id
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    n = sum(p.numel() for p in model.parameters())
+    logger.info("wrote a tiny %s checkpoint (%.2f M parameters) to %s", model.config.model_type, n / 1e6, out)
+    return out
+
+
+def _seeded(seed: int, make: Callable[[], object]):
+    """`make()` (a model constructor) under `torch.manual_seed(seed)`, in eval mode."""
+    import torch
+
+    torch.manual_seed(seed)
+    return make().eval()
+
+
+# -- chat templates --------------------------------------------------------------------------
+# Audio Flamingo 3: ChatML with a default system turn; each audio item renders as `<sound>`,
+# audio items before the text of the same turn. transformers keeps no default template for this
+# processor; this one reproduces the real checkpoint's rendering as pinned by transformers'
+# tests/models/audioflamingo3/test_processing_audioflamingo3.py::test_chat_template
+# (nvidia/audio-flamingo-3-hf: "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n
+# <|im_start|>user\n<sound>What is ...?<|im_end|>\n<|im_start|>assistant\n").
+AF3_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "{% for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}"
+    "{% for item in message['content'] if item['type'] == 'audio' %}<sound>{% endfor %}"
+    "{% for item in message['content'] if item['type'] == 'text' %}{{ item['text'] }}{% endfor %}"
+    "{% endif %}"
+    "<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Granite Speech: Granite 3.x roles (`<|start_of_role|>ROLE<|end_of_role|>...<|end_of_text|>\n`),
+# the audio placeholder `<|audio|>` written where the clip goes. The real template
+# (ibm-granite/granite-speech-3.3-2b, as used in transformers' docs/source/en/model_doc/
+# granite_speech.md: `{"role": "user", "content": "<|audio|>can you transcribe ..."}`) takes
+# string content with the placeholder in it; list content with audio items is rendered the same
+# way (each audio item -> `<|audio|>`, in order) so both message forms work. Its long default
+# system prompt (knowledge cutoff, date) is left out: a tiny random model has no use for it.
+GRANITE_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|start_of_role|>{{ message['role'] }}<|end_of_role|>"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'audio' %}<|audio|>{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "<|end_of_text|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|start_of_role|>assistant<|end_of_role|>{% endif %}"
+)
+
+
+# -- builders ---------------------------------------------------------------------------------
+def _build_qwen2_audio(out: Path, seed: int, size: str) -> Path:
+    return build_tiny_model(out, size=size, seed=seed)
+
+
+def _build_audioflamingo3(out: Path, seed: int, size: str) -> Path:
+    from transformers import (
+        AudioFlamingo3Config,
+        AudioFlamingo3ForConditionalGeneration,
+        AudioFlamingo3Processor,
+        WhisperFeatureExtractor,
+    )
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>"]
+    tokenizer = train_tokenizer(_VOCAB, specials, named_tokens={"audio_token": "<sound>"})
+    tokenizer.chat_template = AF3_CHAT_TEMPLATE
+    processor = AudioFlamingo3Processor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer,
+        audio_token="<sound>", chat_template=AF3_CHAT_TEMPLATE,
+    )
+    config = AudioFlamingo3Config(
+        audio_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+                          num_mel_bins=128, max_source_positions=1500),
+        text_config=dict(model_type="qwen2", vocab_size=len(tokenizer), tie_word_embeddings=False,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **_LM),
+        audio_token_id=tokenizer.convert_tokens_to_ids("<sound>"),
+    )
+    model = _seeded(seed, lambda: AudioFlamingo3ForConditionalGeneration(config))
+    return _save(out, model, processor)
+
+
+def _build_granite_speech(out: Path, seed: int, size: str) -> Path:
+    _require("granite_speech", "torchaudio",
+             "GraniteSpeechFeatureExtractor computes its log-mels with torchaudio.transforms.MelSpectrogram; "
+             "the torchaudio wheels on PyPI are linked against CUDA builds of torch")
+    from transformers import (
+        GraniteSpeechConfig,
+        GraniteSpeechFeatureExtractor,
+        GraniteSpeechForConditionalGeneration,
+        GraniteSpeechProcessor,
+    )
+
+    specials = ["<|end_of_text|>", "<|start_of_role|>", "<|end_of_role|>", "<|audio|>"]
+    tokenizer = train_tokenizer(_VOCAB, specials, eos_token="<|end_of_text|>", pad_token="<|end_of_text|>",
+                                named_tokens={"audio_token": "<|audio|>"})
+    tokenizer.chat_template = GRANITE_CHAT_TEMPLATE
+    # Real checkpoint's extractor: 80 mels, pairs of frames stacked (input_dim 160), projector
+    # windows of 15 frames downsampled by 5.
+    extractor = GraniteSpeechFeatureExtractor(n_mels=80, projector_window_size=15, projector_downsample_rate=5)
+    processor = GraniteSpeechProcessor(audio_processor=extractor, tokenizer=tokenizer, audio_token="<|audio|>",
+                                       chat_template=GRANITE_CHAT_TEMPLATE)
+    config = GraniteSpeechConfig(
+        encoder_config=dict(input_dim=160, num_layers=2, hidden_dim=64, feedforward_mult=2, num_heads=2,
+                            output_dim=42, context_size=200, max_pos_emb=512, conv_kernel_size=15),
+        projector_config=dict(model_type="blip_2_qformer", hidden_size=64, num_hidden_layers=1,
+                              num_attention_heads=2, intermediate_size=128, encoder_hidden_size=64,
+                              cross_attention_frequency=1, max_position_embeddings=2048),
+        text_config=dict(model_type="granite", vocab_size=len(tokenizer), tie_word_embeddings=True,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **_LM),
+        audio_token_index=tokenizer.convert_tokens_to_ids("<|audio|>"),
+        # The real checkpoints ship a LoRA adapter that peft enables only for audio requests;
+        # a random tiny model has none.
+        has_lora_adapter=False, window_size=15, downsample_rate=5,
+    )
+    model = _seeded(seed, lambda: GraniteSpeechForConditionalGeneration(config))
+    return _save(out, model, processor)
+
+
+OMNI_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>",
+                       "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>", "<|vision_eos|>"]
+# The attribute names Qwen2_5OmniProcessor.__init__ reads from its tokenizer.
+_OMNI_NAMED = {"audio_token": "<|AUDIO|>", "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
+               "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
+               "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>"}
+
+
+def omni_model_parts(seed: int = 0):
+    """Tokenizer and random `Qwen2_5OmniForConditionalGeneration` (thinker only: talker and
+    token2wav off) of the tiny Omni checkpoint, without the processor.
+
+    `AutoModelForMultimodalLM` maps model_type `qwen2_5_omni` to this whole-Omni class (the
+    thinker's own type is not in its mapping), so that is what a checkpoint must hold; with
+    `enable_audio_output=False` it holds only the thinker. Used by the builder and, since the
+    processor cannot be made here, by the tests that measure the thinker's facts.
+    """
+    from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+
+    tokenizer = train_tokenizer(_VOCAB, OMNI_SPECIAL_TOKENS, named_tokens=_OMNI_NAMED)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in OMNI_SPECIAL_TOKENS}
+    text = dict(_LM, vocab_size=len(tokenizer), tie_word_embeddings=False,
+                eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                # mrope splits head_dim/2 = 8 rotary pairs into (time, height, width) sections
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]})
+    thinker = dict(
+        audio_config=dict(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128,
+                          num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=64),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           fullatt_block_indexes=[0]),
+        text_config=text,
+        audio_token_index=ids["<|AUDIO|>"], image_token_index=ids["<|IMAGE|>"], video_token_index=ids["<|VIDEO|>"],
+        audio_start_token_id=ids["<|audio_bos|>"], audio_end_token_id=ids["<|audio_eos|>"],
+        vision_start_token_id=ids["<|vision_bos|>"], user_token_id=ids["<|im_start|>"],
+    )
+    config = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
+    return tokenizer, _seeded(seed, lambda: Qwen2_5OmniForConditionalGeneration(config))
+
+
+def _build_qwen2_5_omni(out: Path, seed: int, size: str) -> Path:
+    # The processor is the one part that cannot be made here (see omni_model_parts for the rest).
+    _require("qwen2_5_omni", "torchvision",
+             "Qwen2_5OmniProcessor always holds a Qwen2VLVideoProcessor, which needs torchvision; "
+             "the torchvision wheels on this disk need torch 2.14 or a CUDA build of torch 2.13")
+    raise ArchUnavailable("qwen2_5_omni: torchvision imports, but the processor build is not written: "
+                          "it could not be run where this was written")
+
+
+def _build_phi4_multimodal(out: Path, seed: int, size: str) -> Path:
+    _require("phi4_multimodal", "torchvision",
+             "Phi4MultimodalProcessor always holds Phi4MultimodalImageProcessor, a torchvision-backend "
+             "image processor; the torchvision wheels on this disk need torch 2.14 or a CUDA build of torch 2.13")
+    raise ArchUnavailable("phi4_multimodal: torchvision imports, but no tiny builder was written for this environment")
+
+
+def _build_gemma3n(out: Path, seed: int, size: str) -> Path:
+    _require("gemma3n", "timm",
+             "Gemma3nForConditionalGeneration always builds its vision tower as a TimmWrapperModel "
+             "(MobileNet-v5), and timm itself needs torchvision, which has no CPU build for torch 2.13 here")
+    raise ArchUnavailable("gemma3n: timm imports, but no tiny builder was written for this environment")
+
+
+# Voxtral's tokenizer is mistral-common's Tekken (tiktoken ranks in tekken.json), rendered by
+# mistral-common (no jinja chat template). The processor fixes the audio token at id 24, so the
+# special tokens are mistral-common's SpecialTokens in their order, padded so that [AUDIO] is 24.
+_TEKKEN_SPECIALS = 32
+# GPT-2's pre-tokenizer regex: the one the BPE of train_bpe was trained under (ByteLevel).
+_GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def _tekken_json(vocab_size: int) -> dict:
+    """A tekken.json (v7, with an audio section) whose ranks are the BPE of `train_bpe`."""
+    import base64
+
+    from mistral_common.tokens.tokenizers.base import SpecialTokens
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    names = [t.value for t in SpecialTokens]
+    specials = names[:22] + ["<SPECIAL_22>", "<SPECIAL_23>", "[AUDIO]", "[BEGIN_AUDIO]", "[TRANSCRIBE]"]
+    specials += [f"<SPECIAL_{i}>" for i in range(len(specials), _TEKKEN_SPECIALS)]
+    assert specials.index("[AUDIO]") == 24
+    bpe = train_bpe(vocab_size, [])
+    to_byte = {c: b for b, c in bytes_to_unicode().items()}
+    # Tekken wants the 256 single bytes first, in byte order; the merged pieces follow in BPE id
+    # order, which is merge order, which is what tiktoken's ranks mean.
+    merged = [piece for piece, _ in sorted(bpe.get_vocab().items(), key=lambda kv: kv[1]) if len(piece) > 1]
+    pieces = [bytes([b]) for b in range(256)] + [bytes(to_byte[c] for c in piece) for piece in merged]
+    vocab = [{"rank": rank, "token_bytes": base64.b64encode(piece).decode(), "token_str": None}
+             for rank, piece in enumerate(pieces)]
+    return {
+        "config": {"pattern": _GPT2_PATTERN, "num_vocab_tokens": len(vocab),
+                   "default_vocab_size": len(vocab) + _TEKKEN_SPECIALS,
+                   "default_num_special_tokens": _TEKKEN_SPECIALS, "version": "v7"},
+        "vocab": vocab,
+        "special_tokens": [{"rank": i, "token_str": t, "is_control": True} for i, t in enumerate(specials)],
+        # As Voxtral-Mini: 16 kHz, 12.5 audio tokens per second, clips padded to 30 s chunks.
+        "audio": {"sampling_rate": 16000, "frame_rate": 12.5, "chunk_length_s": 30.0,
+                  "audio_encoding_config": {"num_mel_bins": 128, "hop_length": 160, "window_size": 400}},
+    }
+
+
+def _build_voxtral(out: Path, seed: int, size: str) -> Path:
+    _require("voxtral", "mistral_common", "VoxtralProcessor's tokenizer is mistral-common's Tekken (MistralCommonBackend)")
+    import json
+
+    from transformers import VoxtralConfig, VoxtralForConditionalGeneration, VoxtralProcessor, WhisperFeatureExtractor
+    from transformers.tokenization_mistral_common import MistralCommonBackend
+
+    out.mkdir(parents=True, exist_ok=True)
+    tekken = _tekken_json(_VOCAB - _TEKKEN_SPECIALS)
+    (out / "tekken.json").write_text(json.dumps(tekken, indent=1), encoding="utf-8")
+    tokenizer = MistralCommonBackend.from_pretrained(out)
+    processor = VoxtralProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer)
+    config = VoxtralConfig(
+        # The projector folds 4 encoder frames into one: audio intermediate_size must be 4 x hidden
+        # (1500 frames per 30 s -> 375 tokens = 30 s x frame_rate 12.5).
+        audio_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                          num_mel_bins=128, max_source_positions=1500),
+        text_config=dict(model_type="llama", vocab_size=len(tokenizer), head_dim=16, tie_word_embeddings=False,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, **_LM),
+        audio_token_id=processor.audio_token_id,
+    )
+    model = _seeded(seed, lambda: VoxtralForConditionalGeneration(config))
+    return _save(out, model, processor)
+
+
+@dataclass(frozen=True)
+class TinyBuilder:
+    """How to build one architecture's tiny checkpoint."""
+
+    arch: str
+    build: Callable[[Path, int, str], Path]
+    sizes: tuple[str, ...] = ("tiny",)
+
+
+BUILDERS: dict[str, TinyBuilder] = {
+    b.arch: b
+    for b in (
+        TinyBuilder("qwen2_audio", _build_qwen2_audio, ("tiny", "small")),
+        TinyBuilder("qwen2_5_omni", _build_qwen2_5_omni),
+        TinyBuilder("granite_speech", _build_granite_speech),
+        TinyBuilder("audioflamingo3", _build_audioflamingo3),
+        TinyBuilder("phi4_multimodal", _build_phi4_multimodal),
+        TinyBuilder("gemma3n", _build_gemma3n),
+        TinyBuilder("voxtral", _build_voxtral),
+    )
+}
+
+
+def build_arch(output_dir: str | Path, arch: str = "qwen2_audio", size: str = "tiny", seed: int = 0) -> Path:
+    """Write a random tiny checkpoint of `arch` to `output_dir`; raise `ArchUnavailable` saying why
+    when the architecture cannot be built here."""
+    if arch not in BUILDERS:
+        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(BUILDERS)}")
+    builder = BUILDERS[arch]
+    if size not in builder.sizes:
+        raise ValueError(f"{arch}: size {size!r} is not built; choose from {', '.join(builder.sizes)}")
+    return builder.build(Path(output_dir), seed, size)
