@@ -1,44 +1,66 @@
-"""What the hf-audio layer must know per architecture that its processor and config do not say.
+"""What the hf-audio layer takes from the facts table (`lm_eval_audio.archs`) per architecture.
 
 Everything else (placeholder, expansion, features, sampling rate, clip limit, chat rendering)
-is read from the checkpoint's processor at load time.
+is read from the checkpoint's processor at load time. From the table:
 
 - KV reuse: whether a multi-token continuation can run on the cached context (a forward of
   the context with `use_cache=True`, then the continuation's ids alone with that cache and
-  explicit positions). Where it cannot, continuations run whole (context + continuation).
-- Architectures that cannot run here get an error naming them and why, before any load.
+  explicit positions). Where it cannot, or the table has not measured it, continuations run
+  whole (context + continuation).
+- the loading class (Audio Flamingo 3 is not in `AutoModelForMultimodalLM`'s mapping in 5.24);
+- architectures that cannot run here, or whose prompts this text layer cannot build, get an
+  error naming them and why, before any load.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
 import transformers
 
-# config.model_type -> KV reuse. Measured on tiny checkpoints (difference to a full forward
-# below 1e-6 in float32); qwen2_5_omni's mrope keeps rope deltas as model state from the last
-# prefix forward and wants 3-D positions, so its continuations run whole.
-KV_REUSE = {
-    "qwen2_audio": True,
-    "audioflamingo3": True,
-    "granite_speech": True,
-    "voxtral": True,
-    "qwen2_5_omni": False,
-    "gemma3n": False,  # its KV-shared layers and per-layer inputs are not verified with an external cache
-    "phi4_multimodal": False,
-}
-
-# model_type -> why hf-audio cannot serve it (checked before loading).
-UNSUPPORTED: dict[str, str] = {}
+from lm_eval_audio.archs import ARCHS
 
 
 def kv_reuse(model_type: str) -> bool:
     """Whether continuations of `model_type` reuse their context's KV cache (unknown: run whole)."""
-    return KV_REUSE.get(model_type, False)
+    facts = ARCHS.get(model_type)
+    if facts is None or not facts.kv_reuse:
+        return False
+    # Omni's mrope keeps rope deltas as model state and wants 3-D positions (archs.py notes):
+    # our continuation forward passes 2-D positions, so it runs whole.
+    return model_type != "qwen2_5_omni"
+
+
+def unsupported(model_type: str) -> str | None:
+    """Why hf-audio cannot serve `model_type` here (None: it can)."""
+    facts = ARCHS.get(model_type)
+    if facts is None:
+        return None  # not in the table: try it, the processor decides
+    missing = [m for m in facts.requires if not _imports(m)]
+    if missing:
+        why = f" ({facts.notes[0]})" if not facts.available and facts.notes else ""
+        return f"needs {', '.join(missing)}, which does not import here{why}"
+    if facts.prompt_route != "text":
+        return ("its prompts are token ids built by its tokenizer backend (" + facts.prompt_route +
+                "), not text with an audio placeholder; hf-audio's prompt layer is text-based")
+    return None
+
+
+def _imports(module: str) -> bool:
+    if importlib.util.find_spec(module) is None:
+        return False
+    try:
+        importlib.import_module(module)
+    except Exception:  # a wheel built for another torch/CUDA fails at import, not at find_spec
+        return False
+    return True
 
 
 def model_class(config):
-    """The transformers class that loads `config`: `AutoModelForMultimodalLM` where its mapping
-    has the architecture, else the class the checkpoint names (Audio Flamingo 3 in 5.24 is only
-    mapped for seq2seq LM and pre-training)."""
+    """The transformers class that loads `config` (the table's auto class where it names one)."""
+    facts = ARCHS.get(config.model_type)
+    if facts is not None:
+        return getattr(transformers, facts.auto_class)
     auto = transformers.AutoModelForMultimodalLM
     if type(config) in auto._model_mapping:
         return auto
@@ -53,7 +75,7 @@ def model_class(config):
 def check_loadable(pretrained: str, model: str, revision: str | None = None):
     """The model class for `pretrained`; raises naming the architecture when it cannot work."""
     config = transformers.AutoConfig.from_pretrained(pretrained, revision=revision or "main")
-    why = UNSUPPORTED.get(config.model_type)
+    why = unsupported(config.model_type)
     if why:
-        raise ValueError(f"{model}: architecture {config.model_type!r} is not supported: {why}")
+        raise ValueError(f"{model}: architecture {config.model_type!r} cannot be evaluated here: {why}")
     return model_class(config)

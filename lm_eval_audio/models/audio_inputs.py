@@ -80,7 +80,10 @@ class ProcessorAudio:
         if not keys:
             return BatchAudio(counts=[])
         out = self.processor(text=[self.fmt.placeholder] * len(keys), audio=[arrays[k] for k in keys],
-                             sampling_rate=self.sampling_rate, return_tensors="pt", padding=True)
+                             sampling_rate=self.sampling_rate, return_tensors="pt",
+                             # Pad the text only: the audio keeps the processor's own padding
+                             # (Whisper-style encoders want their full window).
+                             text_kwargs={"padding": True})
         counts = (out["input_ids"] == self.placeholder_id).sum(-1).tolist()
         tensors = {}
         for name, value in out.items():
