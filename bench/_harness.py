@@ -108,6 +108,39 @@ def naive_loglikelihood(lm, requests: list[Instance], batch_size: int) -> list[t
 
 
 # -- measurement ---------------------------------------------------------------------------------
+@torch.inference_mode()
+def naive_processor_loglikelihood(lm, requests: list[Instance], batch_size: int) -> list[tuple[float, bool]]:
+    """The naive way for any architecture: per (context, continuation) request, the model's own
+    processor on the whole text + clip and the stock forward (logits over the whole vocabulary
+    at every position), right-padded in batches of `batch_size`, longest first."""
+    processor, model = lm.processor, lm.core
+    tokenizer = processor.tokenizer
+    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].args[0] + requests[i].args[1]))
+    results: list[tuple[float, bool] | None] = [None] * len(requests)
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"
+    try:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            prompts = [requests[i].args[0].replace("<audio>", lm.fmt.base_clip) for i in idx]
+            conts = [requests[i].args[1] for i in idx]
+            arrays = [decode_audio(requests[i].args[2]["audio"][0], name=f"request {i}") for i in idx]
+            kw = dict(audio=arrays, sampling_rate=lm.sampling_rate, return_tensors="pt", text_kwargs={"padding": True})
+            full = processor(text=[p + c for p, c in zip(prompts, conts)], **kw)
+            n_cont = [len(tokenizer(p + c)["input_ids"]) - len(tokenizer(p)["input_ids"]) for p, c in zip(prompts, conts)]
+            inputs = {k: (v.to(lm.device, model.dtype) if v.is_floating_point() else v.to(lm.device))
+                      for k, v in full.items()}
+            logprobs = F.log_softmax(model(**inputs).logits.float(), dim=-1)
+            lengths = full["attention_mask"].sum(-1).tolist()
+            for k, i in enumerate(idx):
+                n, end = n_cont[k], lengths[k]
+                lp = logprobs[k, end - n - 1: end - 1]
+                cont = full["input_ids"][k, end - n: end].to(lp.device)
+                results[i] = (lp.gather(-1, cont[:, None]).sum().item(), bool((lp.argmax(-1) == cont).all()))
+    finally:
+        tokenizer.padding_side = side
+    return results
+
+
 def _malloc_trim() -> None:
     # glibc keeps freed heap pages; trimming before a run makes its RSS growth its own.
     with contextlib.suppress(OSError, AttributeError):

@@ -48,6 +48,7 @@ from bench._harness import (
     mc_requests,
     measure,
     naive_loglikelihood,
+    naive_processor_loglikelihood,
     table,
 )
 
@@ -126,8 +127,10 @@ def machine() -> dict:
 
 
 # -- cases -----------------------------------------------------------------------------------------
-def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup: bool = True) -> dict:
-    """Case 1: spoken-MMLU letters scored by ours (own-length and 30 s encoder) and naively."""
+def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup: bool = True,
+                       hf_lm=None) -> dict:
+    """Case 1: spoken-MMLU letters scored by qwen2audio (own-length and 30 s encoder), by hf-audio
+    (the model's processor and its own forward) and naively."""
     requests = mc_requests(clips)
     n_items = len(clips)
 
@@ -152,8 +155,15 @@ def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup
         Case("naive per-request forward", lambda: (naive_loglikelihood(lm, requests, batch_size), None), n_items,
              warm=lambda: naive_loglikelihood(lm, first, batch_size)),
     ]
+    if hf_lm is not None:
+        def hf_run(reqs):
+            with count_calls(hf_lm) as calls:
+                out = hf_lm.loglikelihood(reqs, disable_tqdm=True)
+            return out, calls["calls"]
+        cases.append(Case("hf-audio (processor, stock 30 s encoder)", lambda: hf_run(requests), n_items,
+                          baseline="naive per-request forward", warm=lambda: hf_run(first)))
     measure(cases, reps, warmup=warmup)
-    own, full, naive = cases
+    own, full, naive = cases[:3]
     scores = lambda c: np.array([s for s, _ in c.output[0]])  # noqa: E731
     return {
         "cases": cases,
@@ -162,13 +172,18 @@ def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup
         "max_abs_diff_vs_naive": float(np.abs(scores(own) - scores(naive)).max()),
         "max_abs_diff_30s_vs_naive": float(np.abs(scores(full) - scores(naive)).max()),
         "greedy_agree_vs_naive": all(a[1] == b[1] for a, b in zip(own.output[0], naive.output[0])),
+        **({"max_abs_diff_hf_audio_vs_naive": float(np.abs(scores(cases[3]) - scores(naive)).max()),
+            "max_abs_diff_hf_audio_vs_qwen2audio": float(np.abs(scores(cases[3]) - scores(own)).max()),
+            "speedup_hf_audio_vs_naive": naive.median_s / cases[3].median_s,
+            "speedup_qwen2audio_vs_naive": naive.median_s / own.median_s} if hf_lm is not None else {}),
         "requests": len(requests),
         "batch_size": batch_size,
     }
 
 
 def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: list[int],
-                    lmeval_batch_sizes: list[int], max_gen_toks: int, reps: int, warmup: bool = True) -> dict:
+                    lmeval_batch_sizes: list[int], max_gen_toks: int, reps: int, warmup: bool = True,
+                    hf_lm=None) -> dict:
     """Case 2: ASR generation, ours and lm-eval's class, at each batch size."""
     requests = asr_requests(arrays, max_gen_toks)
 
@@ -184,7 +199,9 @@ def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: l
     theirs = [Case(f"lm-eval hf-audiolm-qwen (patched), batch {bs}", run_with(lmeval_lm, bs), len(arrays),
                    warm=run_with(lmeval_lm, bs, requests[:bs]))
               for bs in lmeval_batch_sizes]
-    measure(ours + theirs, reps, warmup=warmup)
+    hf = [Case(f"hf-audio, batch {bs}", run_with(hf_lm, bs), len(arrays), warm=run_with(hf_lm, bs, requests[:bs]))
+          for bs in batch_sizes] if hf_lm is not None else []
+    measure(ours + hf + theirs, reps, warmup=warmup)
     ours_b1 = next(c for c in ours if c.name == "ours, batch 1") if 1 in batch_sizes else ours[0]
     best_ours = min(ours, key=lambda c: c.median_s)
     best_theirs = min(theirs, key=lambda c: c.median_s)
@@ -192,12 +209,23 @@ def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: l
     for c in ours:
         c.baseline = best_theirs.name
         c.extra["identical_to_ours_b1"] = sum(a == b for a, b in zip(c.output, reference))
+    hf_extra = {}
+    if hf:
+        best_hf = min(hf, key=lambda c: c.median_s)
+        for c in hf:
+            c.baseline = best_theirs.name
+            c.extra["identical_to_ours_b1"] = sum(a == b for a, b in zip(c.output, reference))
+        hf_extra = {"best_hf_audio": best_hf.name,
+                    "speedup_hf_audio_best_vs_best_lmeval": best_theirs.median_s / best_hf.median_s,
+                    "hf_audio_all_identical_to_b1": all(c.output == hf[0].output for c in hf),
+                    "hf_audio_identical_to_qwen2audio": all(c.extra["identical_to_ours_b1"] == len(arrays) for c in hf)}
     for c in theirs:
         c.baseline = ours_b1.name
         # lm-eval's class does not cut at stop sequences; compare the text before the stop string.
         c.extra["identical_to_ours_b1"] = sum(a.split("<|im_end|>")[0] == b for a, b in zip(c.output, reference))
     return {
-        "cases": ours + theirs,
+        **hf_extra,
+        "cases": ours + hf + theirs,
         "best_ours": best_ours.name,
         "best_lmeval": best_theirs.name,
         "speedup_best_vs_best_lmeval": best_theirs.median_s / best_ours.median_s,
@@ -208,6 +236,29 @@ def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: l
         "n_clips": len(arrays),
         "max_gen_toks": max_gen_toks,
     }
+
+
+def case_other_arch(arch: str, clips: list[dict], batch_size: int, reps: int, warmup: bool, work: Path) -> dict:
+    """Case 5: the spoken-MMLU loglikelihood case on another architecture's tiny checkpoint,
+    hf-audio against the naive per-request forward of that model's processor and forward."""
+    from lm_eval_audio.models.hf_audio import HFAudioLM
+    from lm_eval_audio.tiny_archs import build_arch
+
+    model_dir = build_arch(work / f"tiny-{arch}", arch)
+    lm = HFAudioLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=batch_size)
+    requests = mc_requests(clips)
+    first = requests[:4]
+    cases = [
+        Case(f"hf-audio on {arch}", lambda: lm.loglikelihood(requests, disable_tqdm=True), len(clips),
+             baseline=f"naive per-request forward ({arch})", warm=lambda: lm.loglikelihood(first, disable_tqdm=True)),
+        Case(f"naive per-request forward ({arch})",
+             lambda: naive_processor_loglikelihood(lm, requests, batch_size), len(clips),
+             warm=lambda: naive_processor_loglikelihood(lm, first, batch_size)),
+    ]
+    measure(cases, reps, warmup=warmup)
+    ours, naive = (np.array([s for s, _ in c.output]) for c in cases)
+    return {"cases": cases, "arch": arch, "kv_reuse": lm.kv_reuse, "max_abs_diff_vs_naive": float(np.abs(ours - naive).max()),
+            "params_m": sum(p.numel() for p in lm.model.parameters()) / 1e6}
 
 
 def case_tts(texts: list[str], work: Path, reps: int, warmup: bool = True) -> dict:
@@ -319,6 +370,9 @@ def render(report: dict) -> str:
         rows += case_rows(f"2. ASR generation ({gen['max_gen_toks']} new tokens)", gen["cases"])
     if tts:
         rows += case_rows("3. speech synthesis (clips)", tts["cases"])
+    arch = report.get("arch")
+    if arch:
+        rows += case_rows(f"5. spoken-MMLU loglikelihood, tiny {arch['arch']} ({arch['params_m']:.2f} M)", arch["cases"])
     lines.append(table(rows, ["case", "configuration", "items/s", "median s", "peak MiB", "ratio"]))
     lines.append("")
     if ll:
@@ -393,8 +447,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="batch sizes for lm-eval's class (default 4,8: batch 1 is slower still; quick 2)")
     p.add_argument("--max-gen-toks", type=int, help="new tokens per transcript (default 24; quick 8)")
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up run (quick mode's default)")
-    p.add_argument("--cases", default="ll,gen,tts,bd",
-                   help="which cases to run: ll (1), gen (2), tts (3), bd (4); default all")
+    p.add_argument("--other-arch", default="audioflamingo3", help="architecture of case 5 (tiny checkpoint)")
+    p.add_argument("--cases", default="ll,gen,tts,bd,arch",
+                   help="which cases to run: ll (1), gen (2), tts (3), bd (4), arch (5); default all")
     p.add_argument("--json", type=Path, help="also write the results here as JSON")
     a = p.parse_args(argv)
     q = a.quick
@@ -403,7 +458,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.clips = a.clips or (2 if q else 8)
     a.warmup = not (a.no_warmup or q)
     a.cases = set(a.cases.split(","))
-    unknown = a.cases - {"ll", "gen", "tts", "bd"}
+    unknown = a.cases - {"ll", "gen", "tts", "bd", "arch"}
     if unknown:
         p.error(f"unknown cases {sorted(unknown)}")
     a.tts_texts = a.tts_texts or (3 if q else 8)
@@ -427,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     from bench.patched_hf_audiolm import PATCHES, patched_class
     from lm_eval_audio.audio import decode_audio
     from lm_eval_audio.data.mmlu import speech_text
+    from lm_eval_audio.models.hf_audio import HFAudioLM
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
     from lm_eval_audio.tiny import build_tiny_model
 
@@ -451,16 +507,20 @@ def main(argv: list[str] | None = None) -> int:
 
         common = dict(pretrained=str(model_dir), device="cpu", dtype="float32")
         ours = Qwen2AudioLM(batch_size=args.ll_batch, **common)
+        hf_lm = HFAudioLM(batch_size=args.ll_batch, **common)
         report["params_m"] = sum(p.numel() for p in ours.model.parameters()) / 1e6
         if "ll" in args.cases:
             logger.info("case 1: spoken-MMLU loglikelihood")
-            report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps, args.warmup)
+            report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps, args.warmup, hf_lm=hf_lm)
         if "gen" in args.cases:
             logger.info("case 2: ASR generation")
             lmeval = patched_class()(batch_size=1, **common)
             report["gen"] = case_generation(ours, lmeval, asr_arrays, args.gen_batches, args.lmeval_batches,
-                                            args.max_gen_toks, args.reps, args.warmup)
+                                            args.max_gen_toks, args.reps, args.warmup, hf_lm=hf_lm)
             del lmeval
+        if "arch" in args.cases:
+            logger.info("case 5: another architecture (%s)", args.other_arch)
+            report["arch"] = case_other_arch(args.other_arch, mc_clips, args.ll_batch, args.reps, args.warmup, work)
         if "tts" in args.cases:
             logger.info("case 3: speech synthesis")
             report["tts"] = case_tts([speech_text(d) for d in docs[: args.tts_texts]], work, args.reps, args.warmup)

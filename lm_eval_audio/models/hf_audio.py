@@ -210,7 +210,7 @@ class HFAudioLM(AudioModelSupport, HFLM):
         # Longest first (padding waste and out-of-memory show up at once); a group shares its clips.
         ordered = sorted(groups.values(), key=lambda g: -(g[0].approx_len() + max(len(r.continuation_ids) for r in g)))
         pbar = tqdm(total=len(prepared), disable=disable_tqdm or self.rank != 0, desc=f"{self.NAME} loglikelihood")
-        for batch in pack(ordered, self._rows_needed, self.batching.rows):
+        for batch in pack(ordered, self._rows_needed, self._batch_rows()):
             for r, res in self.batching.run(self._score, batch):
                 results[r.index] = res
                 self.cache_hook.add_partial("loglikelihood", requests[r.index].args, res)
@@ -221,6 +221,10 @@ class HFAudioLM(AudioModelSupport, HFLM):
         self.verification.record_loglikelihood([results[prepared[i].index][0] for i in sampled], alone)
         self._report_truncation()  # after the rescoring: a clip cut again there is not a new cut
         return results
+
+    def _batch_rows(self) -> int:
+        # batch_size as set now (a number, or `auto`'s current size after out-of-memory halvings).
+        return self.batching.rows if self.batching.auto else int(self.batch_size_per_gpu)
 
     def _score(self, batch: list[list]) -> list:
         return score_groups(self, batch, self._decode([g[0] for g in batch]))
@@ -245,7 +249,7 @@ class HFAudioLM(AudioModelSupport, HFLM):
         )
         pbar = tqdm(total=len(prepared), disable=disable_tqdm or self.rank != 0, desc=f"{self.NAME} generate_until")
         done = []
-        for batch in collator.get_batched(n=self.batching.rows, batch_fn=None):
+        for batch in collator.get_batched(n=self._batch_rows(), batch_fn=None):
             for r, text in zip(batch, self.batching.run(self._generate, batch)):
                 done.append(text)
                 self.cache_hook.add_partial("generate_until", requests[r.index].args, text)
