@@ -97,12 +97,29 @@ class AudioFeatureCache:
         return hit
 
 
+def _pad_rows(rows: list[Tokenized], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(r.input_ids) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        n = len(r.input_ids)
+        input_ids[i, :n] = torch.tensor(r.input_ids)
+        labels[i, :n] = torch.tensor(r.labels)
+        attention_mask[i, :n] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
 class AudioSFTCollator:
     """Pads a batch of Examples (right padding) into tensors for `AudioLMForTraining`."""
 
     def __init__(self, tokenizer, feature_extractor, *, max_audio_seconds: float = 30.0, max_length: int | None = None,
-                 placeholder: str = "<|AUDIO|>"):
+                 placeholder: str = "<|AUDIO|>", processor=None):
         # `placeholder`: the processor's audio token (PromptFormat.placeholder); Qwen2-Audio's by default.
+        # `processor`: any other architecture; its processor computes the audio tensors and each
+        # clip's number of audio positions, as hf-audio's evaluation does (ProcessorAudio).
+        self.processor = processor
+        self.max_audio_seconds = max_audio_seconds
         self.tokenizer = tokenizer
         self.audio_token_id = tokenizer.convert_tokens_to_ids(placeholder)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -110,6 +127,8 @@ class AudioSFTCollator:
         self.max_length = max_length
 
     def __call__(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        if self.processor is not None:
+            return self._processor_batch(examples)
         feats, valid, rows = [], [], []
         for ex in examples:
             counts = []
@@ -119,16 +138,7 @@ class AudioSFTCollator:
                 valid.append(v)
                 counts.append(audio_token_count(v))
             rows.append(tokenize_example(self.tokenizer, ex, counts, self.audio_token_id, max_length=self.max_length))
-        width = max(len(r.input_ids) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r.input_ids)
-            input_ids[i, :n] = torch.tensor(r.input_ids)
-            labels[i, :n] = torch.tensor(r.labels)
-            attention_mask[i, :n] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        batch = _pad_rows(rows, self.pad_id)
         if feats:
             frames = max(f.shape[-1] for f in feats)
             # Frames past a clip's own reach are never read for its outputs (encoder.py), so any
@@ -137,3 +147,31 @@ class AudioSFTCollator:
             batch["input_features"] = padded
             batch["valid_frames"] = torch.tensor(valid, dtype=torch.long)
         return batch
+
+    def _processor_batch(self, examples: list[Example]) -> dict[str, torch.Tensor]:
+        """Any architecture: decoded clips through `ProcessorAudio` (the evaluation's own)."""
+        from lm_eval_audio.models.audio_inputs import ProcessorAudio, sampling_rate_of
+        from lm_eval_audio.prompts import PromptFormat
+
+        if not hasattr(self, "_audio"):
+            fmt = PromptFormat.from_processor(self.processor)
+            self._rate = sampling_rate_of(self.processor)
+            self._audio = ProcessorAudio(self.processor, fmt, self._rate, "cpu", torch.float32)
+            self._arrays: dict = {}
+        keys = []
+        for ex in examples:
+            for j, clip in enumerate(ex.clips):
+                key = clip_key(clip)
+                if key not in self._arrays:
+                    name = f"{ex.name}, clip {j}"
+                    array = decode_audio(clip, name=name, sampling_rate=self._rate)
+                    self._arrays[key], _ = limit_length(array, max_seconds=self.max_audio_seconds, policy="truncate",
+                                                        name=name, sampling_rate=self._rate)
+                keys.append(key)
+        audio = self._audio.encode(keys, self._arrays)
+        rows, start = [], 0
+        for ex in examples:
+            counts = audio.counts[start: start + len(ex.clips)]
+            start += len(ex.clips)
+            rows.append(tokenize_example(self.tokenizer, ex, counts, self.audio_token_id, max_length=self.max_length))
+        return {**_pad_rows(rows, self.pad_id), **audio.tensors}

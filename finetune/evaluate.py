@@ -1,8 +1,9 @@
 """End-of-training evaluation by the harness itself.
 
 The trainer's numbers are the harness's numbers: `lm_eval.simple_evaluate` runs the
-`qwen2audio` model class on the base checkpoint with the adapter directory, exactly as
-`lm_eval --model qwen2audio --model_args pretrained=BASE,peft=ADAPTER` would.
+`qwen2audio` model class (Qwen2-Audio) or the `hf-audio` one (any other architecture) on the
+base checkpoint with the adapter directory, exactly as
+`lm_eval --model qwen2audio|hf-audio --model_args pretrained=BASE,peft=ADAPTER` would.
 """
 
 from __future__ import annotations
@@ -35,9 +36,13 @@ def evaluate_with_harness(
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
+    from transformers import AutoConfig
+
+    from lm_eval_audio.models.hf_audio import HFAudioLM
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
 
-    lm = Qwen2AudioLM(pretrained=pretrained, peft=adapter, mode=mode, batch_size=batch_size, dtype=dtype)
+    model_class = Qwen2AudioLM if AutoConfig.from_pretrained(pretrained).model_type == "qwen2_audio" else HFAudioLM
+    lm = model_class(pretrained=pretrained, peft=adapter, mode=mode, batch_size=batch_size, dtype=dtype)
     out = simple_evaluate(
         model=lm,
         tasks=list(tasks),

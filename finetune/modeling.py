@@ -1,9 +1,10 @@
-"""The model being trained: Qwen2-Audio with LoRA layers, and the training forward.
+"""The model being trained: any architecture hf-audio serves, with LoRA layers, and the training forward.
 
-The forward is the evaluation path of the `qwen2audio` model with gradients: audio through
-`encode_audio` on each clip's own length, projected features scattered into the token
-embeddings at the `<|AUDIO|>` positions, the language model on `inputs_embeds`, and the LM head
-only where labels are set.
+The forward is the evaluation path with gradients. Qwen2-Audio (the `qwen2audio` model):
+audio through `encode_audio` on each clip's own length, projected features scattered into the
+token embeddings at the placeholder positions, the language model on `inputs_embeds`. Any
+other architecture (`hf-audio`): the model's own forward on the processor's audio tensors.
+Both compute the LM head only where labels are set.
 """
 
 from __future__ import annotations
@@ -29,11 +30,14 @@ def load_base(model: ModelConfig):
     """(model, tokenizer, feature_extractor) of the base checkpoint."""
     import transformers
 
+    from lm_eval_audio.models.archs_support import check_loadable
+
     kwargs = {"revision": model.revision} if model.revision else {}
     try:
-        base = transformers.Qwen2AudioForConditionalGeneration.from_pretrained(
-            model.pretrained, dtype=_DTYPES[model.dtype], **kwargs
-        )
+        # The class hf-audio loads the checkpoint with (AutoModelForMultimodalLM, or the facts
+        # table's class for an architecture outside its mapping); unusable architectures are named.
+        model_class = check_loadable(model.pretrained, "finetune", revision=model.revision)
+        base = model_class.from_pretrained(model.pretrained, dtype=_DTYPES[model.dtype], **kwargs)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model.pretrained, **kwargs)
         feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(model.pretrained, **kwargs)
     except OSError as e:
@@ -91,10 +95,9 @@ class AudioLMForTraining(nn.Module):
         self.audio_token_id = audio_token_id
         core = peft_model.get_base_model()
         inner = core.model
-        # A frozen audio path needs no graph: skip it in backward.
-        self.audio_trainable = any(
-            p.requires_grad for m in (inner.audio_tower, inner.multi_modal_projector) for p in m.parameters()
-        )
+        # A frozen audio path needs no graph: skip it in backward (own-length path).
+        towers = [getattr(inner, name, None) for name in ("audio_tower", "multi_modal_projector")]
+        self.audio_trainable = any(p.requires_grad for m in towers if m is not None for p in m.parameters())
 
     @property
     def core(self):
@@ -108,7 +111,10 @@ class AudioLMForTraining(nn.Module):
         labels: torch.Tensor,
         input_features: torch.Tensor | None = None,
         valid_frames: torch.Tensor | None = None,
+        **audio_inputs: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
+        if valid_frames is None:
+            return self._processor_forward(input_ids, attention_mask, labels, input_features, audio_inputs)
         core = self.core
         embeds = core.get_input_embeddings()(input_ids)
         audio_positions = input_ids == self.audio_token_id
@@ -133,4 +139,29 @@ class AudioLMForTraining(nn.Module):
         gold = targets[scored]
         loss = F.cross_entropy(logits, gold)
         correct = (logits.argmax(-1) == gold).float().mean().detach()
+        return {"loss": loss, "token_accuracy": correct}
+
+    def _processor_forward(self, input_ids, attention_mask, labels, input_features, audio_inputs):
+        """Any architecture: its own forward on the processor's audio tensors, the LM head only at
+        the positions that predict a label (`models.forward.positions_head`, as evaluation)."""
+        from lm_eval_audio.models.forward import positions_head
+
+        targets = labels[:, 1:]
+        scored = targets != IGNORE_INDEX
+        width = int(scored.sum(1).max())
+        positions = torch.zeros((len(labels), width), dtype=torch.long, device=labels.device)
+        gold = torch.full((len(labels), width), IGNORE_INDEX, dtype=torch.long, device=labels.device)
+        for i in range(len(labels)):
+            where = scored[i].nonzero().squeeze(-1)
+            positions[i, : len(where)] = where
+            gold[i, : len(where)] = targets[i, where]
+        if input_features is not None:
+            audio_inputs = {"input_features": input_features, **audio_inputs}
+        with positions_head(self.core) as head:
+            head.positions = positions
+            logits = self.core(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                               **audio_inputs).logits.float()
+        kept = gold != IGNORE_INDEX
+        loss = F.cross_entropy(logits[kept], gold[kept])
+        correct = (logits[kept].argmax(-1) == gold[kept]).float().mean().detach()
         return {"loss": loss, "token_accuracy": correct}

@@ -215,8 +215,11 @@ def train(config: FinetuneConfig) -> RunResult:
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     peft_model = apply_lora(base, config.lora)
     model = AudioLMForTraining(peft_model, tokenizer.convert_tokens_to_ids(fmt.placeholder))
+    # Qwen2-Audio trains on its own-length encoder (as `qwen2audio` evaluates); any other
+    # architecture on its processor's audio tensors and its own forward (as `hf-audio` evaluates).
+    own_length = base.config.model_type == "qwen2_audio"
     collator = AudioSFTCollator(tokenizer, feature_extractor, max_audio_seconds=config.data.max_audio_seconds,
-                                placeholder=fmt.placeholder)
+                                placeholder=fmt.placeholder, processor=None if own_length else processor)
 
     args = _training_arguments(config)
     trainer = AdapterTrainer(

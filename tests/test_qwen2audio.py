@@ -7,6 +7,10 @@ import logging
 import numpy as np
 import pytest
 import torch
+from audio_requests import LETTERS
+from audio_requests import clip as _clip
+from audio_requests import gen as _gen
+from audio_requests import ll as _ll
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import CachingLM
 from transformers import AutoProcessor
@@ -16,25 +20,6 @@ from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
 from lm_eval_audio.prompts import PromptFormat, build_prompt, render_chat
 
 BASE_CLIP = "<|audio_bos|><|AUDIO|><|audio_eos|>"  # Qwen2-Audio's clip outside a chat
-
-LETTERS = [" A", " B", " C", " D"]
-
-
-def _clip(seconds: float, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    return {"array": (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), "sampling_rate": 16000}
-
-
-def _ll(context, continuation, clips=None, doc_id=0, task="t"):
-    args = (context, continuation) if clips is None else (context, continuation, {"audio": clips})
-    return Instance("loglikelihood", {}, args, idx=0, metadata=(task, doc_id, 1))
-
-
-def _gen(context, clips=None, doc_id=0, max_gen_toks=10):
-    kwargs = {"until": ["<|im_end|>"], "max_gen_toks": max_gen_toks, "do_sample": False}
-    args = (context, kwargs) if clips is None else (context, kwargs, {"audio": clips})
-    return Instance("generate_until", {}, args, idx=0, metadata=("t", doc_id, 1))
-
 
 @pytest.fixture(scope="module")
 def lm(tiny_model_dir):
