@@ -36,7 +36,7 @@ def load_base(model: ModelConfig):
     try:
         # The class hf-audio loads the checkpoint with (AutoModelForMultimodalLM, or the facts
         # table's class for an architecture outside its mapping); unusable architectures are named.
-        model_class = check_loadable(model.pretrained, "finetune", revision=model.revision)
+        model_class, _ = check_loadable(model.pretrained, "finetune", revision=model.revision)
         base = model_class.from_pretrained(model.pretrained, dtype=_DTYPES[model.dtype], **kwargs)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model.pretrained, **kwargs)
         feature_extractor = transformers.AutoFeatureExtractor.from_pretrained(model.pretrained, **kwargs)

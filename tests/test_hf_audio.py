@@ -129,4 +129,13 @@ def test_context_longer_than_max_length(tiny_model_dir, tmp_path):
 def test_loader_class_per_architecture(tiny_model_dir):
     from lm_eval_audio.models import archs_support
 
-    assert archs_support.check_loadable(str(tiny_model_dir), "hf-audio").__name__ == "AutoModelForMultimodalLM"
+    cls, model_type = archs_support.check_loadable(str(tiny_model_dir), "hf-audio")
+    assert (cls.__name__, model_type) == ("AutoModelForMultimodalLM", "qwen2_audio")
+
+
+def test_qwen2audio_refuses_another_architecture_before_loading(tmp_path):
+    import json
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "audioflamingo3"}))
+    with pytest.raises(ValueError, match="qwen2audio: .* is a 'audioflamingo3' checkpoint; use --model hf-audio"):
+        Qwen2AudioLM(pretrained=str(tmp_path))

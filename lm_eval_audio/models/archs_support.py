@@ -73,9 +73,9 @@ def model_class(config):
 
 
 def check_loadable(pretrained: str, model: str, revision: str | None = None):
-    """The model class for `pretrained`; raises naming the architecture when it cannot work."""
+    """(model class, model_type) for `pretrained`; raises naming the architecture when it cannot work."""
     config = transformers.AutoConfig.from_pretrained(pretrained, revision=revision or "main")
     why = unsupported(config.model_type)
     if why:
         raise ValueError(f"{model}: architecture {config.model_type!r} cannot be evaluated here: {why}")
-    return model_class(config)
+    return model_class(config), config.model_type

@@ -81,7 +81,9 @@ class HFAudioLM(AudioModelSupport, HFLM):
         )
         if isinstance(pretrained, str):
             # An instance attribute: HFLM loads with it; it depends on the checkpoint's architecture.
-            self.AUTO_MODEL_CLASS = archs_support.check_loadable(pretrained, name, revision=kwargs.get("revision"))
+            self.AUTO_MODEL_CLASS, model_type = archs_support.check_loadable(
+                pretrained, name, revision=kwargs.get("revision"))
+            self._check_architecture(model_type, pretrained)  # before a 7B load, not after
         super().__init__(pretrained=pretrained, backend="causal", device=device, peft=peft, **kwargs)
 
         source = pretrained if isinstance(pretrained, str) else self.model.name_or_path
@@ -108,6 +110,9 @@ class HFAudioLM(AudioModelSupport, HFLM):
         self.batching = BatchSize(self.batch_size_per_gpu, self.max_batch_size)
         self._setup_cpu_data_parallel()
         self.freeze_identity()
+
+    def _check_architecture(self, model_type: str, pretrained: str) -> None:
+        """Specialisations refuse checkpoints of other architectures here (hf-audio takes any)."""
 
     def _make_audio_encoder(self):
         """The object that turns a batch's clips into model inputs (`audio_inputs.py`)."""
@@ -312,5 +317,3 @@ def _check_adapter_dir(path: str, name: str) -> None:
         raise ValueError(f"{name}: peft adapter directory not found: {p}")
     if not (p / "adapter_config.json").is_file():
         raise ValueError(f"{name}: {p} is not a PEFT adapter directory (no adapter_config.json)")
-
-

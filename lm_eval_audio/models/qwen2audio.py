@@ -64,8 +64,10 @@ class Qwen2AudioLM(HFAudioLM):
     def __init__(self, pretrained: str = DEFAULT_PRETRAINED, encoder_own_length: bool = True, **kwargs: Any) -> None:
         self._own_length = _as_bool(encoder_own_length)
         super().__init__(pretrained=pretrained, _extra_identity={"encoder_own_length": encoder_own_length}, **kwargs)
-        if self.model_type != "qwen2_audio":
-            raise ValueError(f"qwen2audio: {pretrained} is a {self.model_type!r} checkpoint; use --model hf-audio")
+
+    def _check_architecture(self, model_type: str, pretrained: str) -> None:
+        if model_type != "qwen2_audio":
+            raise ValueError(f"qwen2audio: {pretrained} is a {model_type!r} checkpoint; use --model hf-audio")
 
     def _make_audio_encoder(self) -> OwnLengthAudio:
         return OwnLengthAudio(self.core, self.processor.feature_extractor, self.placeholder_id,
