@@ -1,0 +1,227 @@
+"""The request path shared by our served models, on top of lm-eval's `TemplateAPI`.
+
+lm-eval's `TemplateAPI` keeps what it does well: batching, sorting, the `aiohttp` session with
+`num_concurrent` connections, tenacity retries (`max_retries` attempts, exponential backoff) and
+the order of results. `ServedAPI` replaces only its two per-request methods, `model_call` (one
+request at a time) and `amodel_call` (concurrent), because lm-eval's versions
+
+- build every payload before waiting for a connection (all of a run's base64 audio at once);
+- log failures as `repr(exception)`, and aiohttp's repr includes the request headers, i.e. the
+  `Authorization: Bearer <key>` header;
+- turn an unreadable answer into "" (a silently wrong answer instead of an error), and cache
+  partial results under a key without the audio.
+
+Here a failed attempt raises `ServeError` (tenacity retries it); once the attempts are spent the
+model class re-raises it with the document named. Nothing is returned or cached for a request
+that failed. Every server message we repeat goes through `redact` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from lm_eval_audio.rtfx import RTFxMeter
+from lm_eval_audio.tts.openai_tts import KEY_ENV, find_api_key, redact
+
+logger = logging.getLogger(__name__)
+
+
+class ServeError(RuntimeError):
+    """A request to the server failed; `name` is the document, the message never holds the key."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+class ServerFeatureMissing(NotImplementedError):
+    """The request type needs a server feature that this endpoint does not offer."""
+
+
+@dataclass
+class Pending:
+    """What the model class knows about one distinct request body while it is in flight."""
+
+    names: list[str] = field(default_factory=list)  # "task doc N", for errors
+    args: list[tuple] = field(default_factory=list)  # the Instance args: lm-eval's cache key
+    until: list[str] = field(default_factory=list)
+
+
+def endpoint_url(base_url: str | None, path: str, model_name: str) -> str:
+    """The endpoint to POST to: `base_url` as lm-eval takes it (the full endpoint URL), or a
+    server root ending in `/v1`, to which `path` is appended."""
+    if not base_url:
+        raise ValueError(f"{model_name}: base_url is required, e.g. base_url=http://127.0.0.1:8000/v1/{path}")
+    url = base_url.rstrip("/")
+    return f"{url}/{path}" if url.endswith("/v1") else url
+
+
+class ServedAPI:
+    """Mixin placed before a `TemplateAPI` subclass; see the module docstring."""
+
+    model_name = "served model"  # the --model name, for messages
+
+    def _init_served(self, api_key_env: str) -> None:
+        self.api_key_env = api_key_env or KEY_ENV
+        self._pending: dict[str, Pending] = {}
+        self.rtfx = RTFxMeter()
+        self._audio_lock = threading.Lock()
+        self._counted: set[str] = set()
+
+    # -- key and headers ---------------------------------------------------------------------
+    @cached_property
+    def api_key(self) -> str:
+        """The key from `api_key_env` (environment or `.env`); "" when there is none, since local
+        servers need none. A server that wants one answers 401, which is reported by name."""
+        return find_api_key(env_var=self.api_key_env, required=False)
+
+    @cached_property
+    def header(self) -> dict:
+        """Request headers: `Authorization: Bearer <key>` when there is a key."""
+        headers = dict(self._header or {})
+        if self.api_key and "Authorization" not in headers:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self.api_key)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    @staticmethod
+    def _context_key(context: Any) -> str:
+        return context.prompt if hasattr(context, "prompt") else str(context)
+
+    def _track(self, context: Any, name: str, args: tuple, until: list[str]) -> None:
+        p = self._pending.setdefault(self._context_key(context), Pending(until=list(until)))
+        p.names.append(name)
+        p.args.append(args)
+
+    def _name_of(self, messages: list) -> str:
+        names = [n for m in messages for n in self._pending.get(self._context_key(m), Pending()).names]
+        return ", ".join(names) if names else "request"
+
+    def _count_audio(self, name: str, seconds: float) -> None:
+        # Once per clip of a request, however many attempts its request takes.
+        with self._audio_lock:
+            if name not in self._counted:
+                self._counted.add(name)
+                self.rtfx.audio_seconds += seconds
+                self.rtfx.clips += 1
+
+    def _run_generation(self, requests: list, disable_tqdm: bool, call) -> list[str]:
+        """Run `call` (the TemplateAPI generation) timing it for RTFx; on a spent request,
+        re-raise its error naming the document and the attempts made."""
+        start = time.perf_counter()
+        try:
+            results = call()
+        except ServeError as e:
+            raise ServeError(
+                e.name,
+                f"request to {self.base_url} failed after {self.max_retries} attempt(s): {e.reason} "
+                f"(nothing was recorded for it; raise max_retries or timeout, or check the server)",
+            ) from None
+        finally:
+            self._pending.clear()
+            self._counted.clear()
+        self.rtfx.compute_seconds += time.perf_counter() - start
+        if self.rtfx.clips:
+            logger.info("%s %s (wall clock, num_concurrent=%d)", self.model_name, self.rtfx.summary(), self._concurrent)
+        return results
+
+    # -- one request ---------------------------------------------------------------------------
+    def _payload(self, messages: list, generate: bool, gen_kwargs: dict | None, kwargs: dict) -> dict:
+        return self._create_payload(
+            self.create_message(messages), generate=generate, gen_kwargs=copy.deepcopy(gen_kwargs),
+            seed=self._seed, eos=self.eos_string, **kwargs,
+        )
+
+    def _post_kwargs(self, payload: dict, *, aio: bool) -> dict:
+        """Keyword arguments carrying `payload` for `requests.post` / `aiohttp` (JSON here)."""
+        return {"json": payload}
+
+    def _failure(self, status: int, text: str) -> str:
+        body = self._redact(" ".join(text.split()))[:500]
+        if status in (401, 403):
+            if self.api_key:
+                return (f"HTTP {status}: the server rejected the API key from {self.api_key_env} "
+                        f"(the key is not shown): {body}")
+            return f"HTTP {status}: the server wants an API key and none was sent: set {self.api_key_env}: {body}"
+        if status == 429:
+            return f"HTTP 429: rate limited by the server: {body}"
+        return f"HTTP {status}: {body}"
+
+    def _decode_json(self, text: str, name: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise ServeError(name, f"the server's answer is not JSON: {self._redact(text[:300])!r}") from None
+
+    def model_call(self, messages: list, *, generate: bool = True, gen_kwargs: dict | None = None, **kwargs) -> Any:
+        """One attempt of one request (lm-eval retries it); raises `ServeError` on failure."""
+        import requests
+
+        name = self._name_of(messages)
+        payload = self._payload(messages, generate, gen_kwargs, kwargs)
+        try:
+            response = requests.post(
+                self.base_url, headers=self.header, verify=self.verify_certificate, timeout=self.timeout,
+                **self._post_kwargs(payload, aio=False),
+            )
+        except requests.Timeout:
+            raise ServeError(name, f"no answer within timeout={self.timeout} s") from None
+        except requests.RequestException as e:
+            raise ServeError(name, f"cannot reach {self.base_url}: {type(e).__name__}: {self._redact(str(e))}") from None
+        if response.status_code >= 400:
+            reason = self._failure(response.status_code, response.text)
+            logger.warning("%s: attempt failed: %s", name, reason)
+            raise ServeError(name, reason)
+        return self._decode_json(response.text, name)
+
+    async def amodel_call(self, session, sem: asyncio.Semaphore, messages: list, *, generate: bool = True,
+                          cache_keys: list | None = None, ctxlens: list[int] | None = None,
+                          gen_kwargs: dict | None = None, **kwargs) -> list:
+        """One attempt of one request under `num_concurrent`; returns the parsed answers."""
+        import aiohttp
+
+        name = self._name_of(messages)
+        async with sem:
+            # Built once a connection is free, off the event loop: decoding and base64 take time.
+            payload = await asyncio.to_thread(self._payload, messages, generate, gen_kwargs, kwargs)
+            try:
+                async with session.post(self.base_url, headers=self.header,
+                                        **self._post_kwargs(payload, aio=True)) as response:
+                    text = await response.text()
+                    status = response.status
+            except asyncio.TimeoutError:
+                raise ServeError(name, f"no answer within timeout={self.timeout} s") from None
+            except aiohttp.ClientError as e:
+                raise ServeError(name, f"cannot reach {self.base_url}: {type(e).__name__}: {self._redact(str(e))}") from None
+        if status >= 400:
+            reason = self._failure(status, text)
+            logger.warning("%s: attempt failed: %s", name, reason)
+            raise ServeError(name, reason)
+        outputs = self._decode_json(text, name)
+        if generate:
+            answers = self.parse_generations(outputs=outputs, contexts=messages)
+        else:
+            answers = self.parse_logprobs(outputs=outputs, tokens=messages, ctxlens=ctxlens)
+        # Cached under the Instance's own args (audio included), so a rerun after a failure
+        # resumes from the answers that did arrive.
+        for context, answer in zip(messages, answers):
+            for args in self._pending.get(self._context_key(context), Pending()).args:
+                self.cache_hook.add_partial("generate_until" if generate else "loglikelihood", args, answer)
+        return answers
+
+    def get_model_info(self) -> dict:
+        """Endpoint, model and RTFx (audio seconds per wall-clock second, all requests in flight)."""
+        return {"base_url": self.base_url, "model": self.model, "num_concurrent": self._concurrent,
+                "rtfx_clock": "wall", **self.rtfx.as_dict()}
