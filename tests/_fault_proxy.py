@@ -16,12 +16,7 @@ import threading
 
 import requests
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from lm_eval_audio.serve.launch import free_port
 
 
 class FaultProxy:

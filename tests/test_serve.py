@@ -9,23 +9,21 @@ the local classes' on the same checkpoint; the tasks' text prompt is the same fo
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from _fault_proxy import FaultProxy, free_port
+from _fault_proxy import FaultProxy
+from lm_eval_audio.serve.launch import missing_serving_modules, transformers_serve
 from test_librispeech import ls_root  # noqa: F401  (the LibriSpeech-layout fixture)
 
-MISSING = [m for m in ("fastapi", "uvicorn", "python_multipart") if importlib.util.find_spec(m) is None]
+MISSING = missing_serving_modules()
 pytestmark = pytest.mark.skipif(
     bool(MISSING), reason=f"the serving extra is not installed (missing {', '.join(MISSING)}): "
                           "pip install -e '.[serving]'")
@@ -38,41 +36,10 @@ KEY = "sk-test-0123456789abcdef0123456789"
 
 
 # -- servers ---------------------------------------------------------------------------------
-def _serve(model_dir: Path, log: Path):
-    port = free_port()
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    with open(log, "w") as f:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir),
-             "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
-            stdout=f, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"transformers serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if requests.get(url + "/health", timeout=2).ok:
-                return proc, url
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    proc.kill()
-    pytest.fail(f"transformers serve did not come up in 180 s:\n{log.read_text()[-3000:]}")
-
-
-def _stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def chat_server(tiny_model_dir, tmp_path_factory):
-    proc, url = _serve(tiny_model_dir, tmp_path_factory.mktemp("serve-qwen") / "serve.log")
-    yield url
-    _stop(proc)
+    with transformers_serve(tiny_model_dir, tmp_path_factory.mktemp("serve-qwen") / "serve.log") as url:
+        yield url
 
 
 def _audio_sensitive_whisper(src: Path, out: Path, max_new_tokens: int) -> Path:
@@ -108,9 +75,8 @@ def whisper_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def asr_server(whisper_dir, tmp_path_factory):
-    proc, url = _serve(whisper_dir, tmp_path_factory.mktemp("serve-whisper") / "serve.log")
-    yield url
-    _stop(proc)
+    with transformers_serve(whisper_dir, tmp_path_factory.mktemp("serve-whisper") / "serve.log") as url:
+        yield url
 
 
 # -- runs ----------------------------------------------------------------------------------------
@@ -328,3 +294,20 @@ def test_transcriptions_retry_and_fail_naming_the_doc(asr_server, whisper_dir, d
     with pytest.raises(ServeError, match=rf"{ASR_TASK} doc \d+: request to .* failed after 2 attempt\(s\): cannot reach"):
         _evaluate("audio-transcriptions", f"model={whisper_dir},base_url={proxy.url}/v1,max_retries=2",
                   [ASR_TASK], data_env)
+
+
+# -- the benchmark's code path -----------------------------------------------------------------------
+def test_serve_benchmark_quick_mode(shared_data, data_env, make_cli_env, tmp_path):
+    from conftest import REPO
+
+    out = tmp_path / "bench.json"
+    env = dict(make_cli_env(tmp_path), LM_EVAL_AUDIO_SHARED_DATA=str(shared_data),
+               LM_EVAL_AUDIO_TTS_CACHE=os.environ["LM_EVAL_AUDIO_TTS_CACHE"])
+    proc = subprocess.run([sys.executable, "-m", "bench.serve", "--quick", "--json", str(out)],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cases = json.loads(out.read_text())["cases"]
+    assert set(cases) == {"local qwen2audio, batch 1", "local qwen2audio, batch 8",
+                          *(f"transformers serve, num_concurrent {n}" for n in (1, 4, 8))}
+    assert all(c["answers_equal_local_b1"] == 4 for c in cases.values())
+    assert "x vs local qwen2audio, batch 1" in proc.stdout
