@@ -1,13 +1,13 @@
 """Serve-backed vs local: the same spoken task through `transformers serve` and in-process.
 
-Run from the repository root (needs the serving extra and the shared MMLU CSVs):
+Run from the repository root (needs the serving extra; the seed's MMLU items ship with the package):
 
-    python -m bench.serve                  # random `small` checkpoint, 8 items, 3 repetitions
+    python -m bench.serve                  # random `small` checkpoint, 8 items, 3 repetitions, 24 new tokens
     python -m bench.serve --quick          # tiny checkpoint, 4 items, 1 repetition, no warm-up
 
 One process builds (or takes, `--model-dir`) a random Qwen2-Audio checkpoint, starts
 `transformers serve` on it (127.0.0.1, CPU, `--threads` threads) and builds the requests of
-`spoken_mmlu_500_gen` with lm-eval's own task machinery, chat-formatted as
+`spoken_mmlu_seed` with lm-eval's own task machinery, chat-formatted as
 `--apply_chat_template` does, once for each model class. It then times `generate_until` on the
 same requests for `audio-chat-completions` at num_concurrent 1, 4 and 8 and for the local
 `qwen2audio` class (batch 1 and 8) on the same checkpoint, warmed up, alternating repetitions,
@@ -33,16 +33,14 @@ from bench._harness import Case, measure, table
 
 logger = logging.getLogger("bench.serve")
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
-TASK = "spoken_mmlu_500_gen"
+TASK = "spoken_mmlu_seed"
 
 
-def _requests(lm, n_items: int, mmlu_path: Path, max_gen_toks: int) -> list:
+def _requests(lm, n_items: int, max_gen_toks: int) -> list:
     """The task's requests as lm-eval's evaluator builds them for `lm` (chat template applied)."""
     from lm_eval.tasks import TaskManager
 
-    task = TaskManager(include_defaults=False, metadata={"mmlu_path": str(mmlu_path)}).load([TASK])["tasks"][TASK]
+    task = TaskManager(include_defaults=False).load([TASK])["tasks"][TASK]
     task.build_all_requests(limit=n_items, apply_chat_template=True, chat_template=lm.apply_chat_template)
     out = []
     for inst in task.instances:
@@ -69,9 +67,6 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     os.environ.setdefault("LM_EVAL_AUDIO_SYNTH", "1")
-    mmlu = SHARED_DATA / "mmlu"
-    if not mmlu.is_dir():
-        raise SystemExit(f"MMLU CSVs not found at {mmlu} (set LM_EVAL_AUDIO_SHARED_DATA)")
 
     from lm_eval_audio.models.audio_chat import AudioChatCompletions
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
@@ -82,11 +77,11 @@ def main(argv: list[str] | None = None) -> dict:
         model_dir = args.model_dir or build_tiny_model(Path(tmp) / "model", size=args.size)
         with transformers_serve(model_dir, Path(tmp) / "serve.log", threads=args.threads) as url:
             local = {b: Qwen2AudioLM(pretrained=str(model_dir), device="cpu", batch_size=b) for b in (1, 8)}
-            local_reqs = _requests(local[1], args.items, mmlu, args.max_gen_toks)
+            local_reqs = _requests(local[1], args.items, args.max_gen_toks)
             concurrency = [int(x) for x in args.concurrency.split(",")]
             served = {n: AudioChatCompletions(model=str(model_dir), base_url=f"{url}/v1", num_concurrent=n,
                                               send_stop=False) for n in concurrency}
-            served_reqs = _requests(served[concurrency[0]], args.items, mmlu, args.max_gen_toks)
+            served_reqs = _requests(served[concurrency[0]], args.items, args.max_gen_toks)
             cases = [Case(f"local qwen2audio, batch {b}", (lambda lm=lm: lm.generate_until(local_reqs, True)),
                           items=len(local_reqs), baseline=None if b == 1 else "local qwen2audio, batch 1")
                      for b, lm in local.items()]

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 LIMIT = 4
 GEN = "max_gen_toks=16"
-CHAT_TASKS = ["spoken_mmlu_500_gen", "librispeech_dev_clean_chat"]
+CHAT_TASKS = ["spoken_mmlu_seed", "librispeech_dev_clean_chat"]
 ASR_TASK = "librispeech_dev_clean"
 KEY = "sk-test-0123456789abcdef0123456789"
 
@@ -86,7 +86,7 @@ def data_env(shared_data, ls_root, tmp_path_factory):  # noqa: F811
     old = {k: os.environ.get(k) for k in ("LM_EVAL_AUDIO_TTS_CACHE", "LM_EVAL_AUDIO_SYNTH")}
     os.environ["LM_EVAL_AUDIO_TTS_CACHE"] = str(tmp_path_factory.mktemp("tts"))
     os.environ["LM_EVAL_AUDIO_SYNTH"] = "1"
-    yield {"mmlu_path": str(shared_data / "mmlu"), "librispeech_dir": str(ls_root)}
+    yield {"librispeech_dir": str(ls_root)}
     for k, v in old.items():
         if v is None:
             os.environ.pop(k, None)
@@ -149,7 +149,7 @@ def test_cli_answers_equal_local_qwen2audio(cli_chat, local_chat):
         assert cli_chat["answers"][task] == local_chat[task], task
         assert len(set(local_chat[task])) > 1, f"{task}: every clip got the same answer; the test could not see lost audio"
     results = cli_chat["results"]
-    assert 0.0 <= results["results"]["spoken_mmlu_500_gen"]["exact_match,choice"] <= 1.0
+    assert 0.0 <= results["results"]["spoken_mmlu_seed"]["exact_match,choice"] <= 1.0
     assert results["results"]["librispeech_dev_clean_chat"]["wer,transcript"] >= 0.0
     config = results["config"]
     assert config["rtfx_clock"] == "wall" and config["num_concurrent"] == 4 and config["rtfx"] > 0
@@ -203,7 +203,7 @@ def test_server_gone_mid_run_fails_names_the_doc_and_caches_only_answers(
 
 
 def test_429_and_503_are_retried(chat_server, tiny_model_dir, data_env, local_chat):
-    task = "spoken_mmlu_500_gen"
+    task = "spoken_mmlu_seed"
     proxy = FaultProxy(chat_server, faults=[429, 503])
     out = _evaluate("audio-chat-completions", _chat_args(proxy.url, model=tiny_model_dir, max_retries=3),
                     [task], data_env, apply_chat_template=True)
@@ -215,9 +215,9 @@ def test_429_and_503_are_retried(chat_server, tiny_model_dir, data_env, local_ch
 def test_loglikelihood_names_the_missing_feature_and_the_generation_task(chat_server, tiny_model_dir, data_env):
     from lm_eval_audio.serve.client import ServerFeatureMissing
 
-    with pytest.raises(ServerFeatureMissing, match=r"logprobs.*--tasks spoken_mmlu_500_gen"):
+    with pytest.raises(ServerFeatureMissing, match=r"logprobs.*--tasks spoken_mmlu_seed"):
         _evaluate("audio-chat-completions", _chat_args(chat_server, model=tiny_model_dir),
-                  ["spoken_mmlu_500"], data_env, apply_chat_template=True)
+                  ["spoken_mmlu_seed_mc"], data_env, apply_chat_template=True)
 
 
 # -- keys (both models) --------------------------------------------------------------------------
@@ -297,12 +297,11 @@ def test_transcriptions_retry_and_fail_naming_the_doc(asr_server, whisper_dir, d
 
 
 # -- the benchmark's code path -----------------------------------------------------------------------
-def test_serve_benchmark_quick_mode(shared_data, data_env, make_cli_env, tmp_path):
+def test_serve_benchmark_quick_mode(data_env, make_cli_env, tmp_path):
     from conftest import REPO
 
     out = tmp_path / "bench.json"
-    env = dict(make_cli_env(tmp_path), LM_EVAL_AUDIO_SHARED_DATA=str(shared_data),
-               LM_EVAL_AUDIO_TTS_CACHE=os.environ["LM_EVAL_AUDIO_TTS_CACHE"])
+    env = dict(make_cli_env(tmp_path), LM_EVAL_AUDIO_TTS_CACHE=os.environ["LM_EVAL_AUDIO_TTS_CACHE"])
     proc = subprocess.run([sys.executable, "-m", "bench.serve", "--quick", "--json", str(out)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -53,6 +53,6 @@ def test_wav_part_keeps_the_decoder_samples_exactly():
 
 
 def test_generation_variants_of_our_tasks():
-    assert generation_variants(["spoken_mmlu_500", "spoken_mmlu_anatomy", "timbre_range", "hellaswag"]) == {
-        "spoken_mmlu_500": "spoken_mmlu_500_gen", "spoken_mmlu_anatomy": "spoken_mmlu_gen_anatomy",
+    assert generation_variants(["spoken_mmlu_seed_mc", "spoken_mmlu_anatomy", "timbre_range", "hellaswag"]) == {
+        "spoken_mmlu_seed_mc": "spoken_mmlu_seed", "spoken_mmlu_anatomy": "spoken_mmlu_gen_anatomy",
         "timbre_range": "timbre_range_gen"}

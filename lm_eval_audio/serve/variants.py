@@ -1,8 +1,9 @@
 """The generation (`generate_until`) variant of a loglikelihood task, for error messages.
 
-Our tasks name their generation protocol by inserting `_gen`: `spoken_mmlu_500` ->
-`spoken_mmlu_500_gen`, `spoken_mmlu_anatomy` -> `spoken_mmlu_gen_anatomy`, `timbre_range` ->
-`timbre_range_gen`. The task folder's file names are the task names, so a glob answers.
+Our tasks name the two protocols in two ways: the seed tasks mark the loglikelihood one with
+`_mc` (`spoken_mmlu_seed_mc` -> `spoken_mmlu_seed`), the others insert `_gen` into the
+generation one (`spoken_mmlu_anatomy` -> `spoken_mmlu_gen_anatomy`, `timbre_range` ->
+`timbre_range_gen`). The task folder's file names are the task names, so a glob answers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def generation_variants(tasks: list[str]) -> dict[str, str]:
     out = {}
     for task in tasks:
         parts = task.split("_")
-        candidates = ["_".join(parts[:i] + ["gen"] + parts[i:]) for i in range(len(parts), 0, -1)]
+        candidates = [task.removesuffix("_mc")] if task.endswith("_mc") else []
+        candidates += ["_".join(parts[:i] + ["gen"] + parts[i:]) for i in range(len(parts), 0, -1)]
         found = [c for c in candidates if c in known and c != task]
         if found:
             out[task] = found[0]
