@@ -37,10 +37,9 @@ from lm_eval.models.api_models import JsonChatStr
 from lm_eval.models.openai_completions import LocalChatCompletion
 from lm_eval.models.utils import postprocess_generated_text
 
-from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio
-from lm_eval_audio.serve.client import Pending, ServedAPI, ServeError, ServerFeatureMissing, endpoint_url
+from lm_eval_audio.serve.client import ServedAPI, ServeError, ServerFeatureMissing
 from lm_eval_audio.serve.variants import generation_variants
-from lm_eval_audio.serve.wire import WAV_SUBTYPES, clip_refs, materialise, place_audio
+from lm_eval_audio.serve.wire import clip_refs, materialise, place_audio
 
 logger = logging.getLogger(__name__)
 
@@ -56,37 +55,14 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
     """Chat completions with audio for lm-eval (generate_until); see the module docstring."""
 
     model_name = "audio-chat-completions"
+    endpoint_path = "chat/completions"
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        send_stop: bool = True,
-        wav_subtype: str = "FLOAT",
-        **kwargs: Any,
-    ) -> None:
-        if wav_subtype not in WAV_SUBTYPES:
-            raise ValueError(f"{self.model_name}: wav_subtype must be one of {', '.join(WAV_SUBTYPES)}")
-        kwargs.pop("tokenizer_backend", None)  # the server tokenizes; requests go as messages
-        kwargs.pop("tokenized_requests", None)
-        super().__init__(
-            base_url=endpoint_url(base_url, "chat/completions", self.model_name),
-            tokenizer_backend=None, tokenized_requests=False, **kwargs,
-        )
-        if not self.model:
-            raise ValueError(f"{self.model_name}: model= is required (the name the server serves)")
-        self._init_served(api_key_env)
+    def __init__(self, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY", send_stop: bool = True,
+                 wav_subtype: str = "FLOAT", **kwargs: Any) -> None:
+        super().__init__(base_url=base_url, api_key_env=api_key_env, wav_subtype=wav_subtype, **kwargs)
         self.send_stop = _as_bool(send_stop)
-        self.wav_subtype = wav_subtype
-        self._clips: dict[str, tuple[Any, str]] = {}  # clip key -> (clip, name for errors)
         self._warned_plain = False
 
-    @property
-    def eos_string(self) -> str | None:
-        # The server stops at its model's end of turn; there is no tokenizer here to ask.
-        return self._eos_string
-
-    # -- requests ------------------------------------------------------------------------------
     def _messages(self, context: Any) -> list[dict]:
         if hasattr(context, "prompt"):  # JsonChatStr from --apply_chat_template
             return json.loads(context.prompt)
@@ -96,40 +72,15 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
             self._warned_plain = True
         return [{"role": "user", "content": str(context)}]
 
-    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        """Generate for each request through the server; a spent request stops the run."""
-        if not requests:
-            return []
-        prepared = []
-        for req in requests:
-            name = f"{req.task_name} doc {req.doc_id}"
-            context, gen_kwargs = req.args[0], req.args[1]
-            clips = as_clip_list(req.args[2].get("audio")) if len(req.args) > 2 else []
-            keys = [clip_key(c) for c in clips]
-            for j, (clip, key) in enumerate(zip(clips, keys)):
-                self._clips.setdefault(key, (clip, f"{name}, clip {j}"))
-            prompt = JsonChatStr(json.dumps(place_audio(self._messages(context), keys, name=name), ensure_ascii=False))
-            until = gen_kwargs.get("until") or []
-            self._track(prompt, name, req.args, [until] if isinstance(until, str) else list(until))
-            prepared.append(Instance(request_type="generate_until", doc=req.doc, arguments=(prompt, gen_kwargs),
-                                     idx=req.idx, metadata=(req.task_name, req.doc_id, req.repeats)))
-        try:
-            return self._run_generation(prepared, disable_tqdm,
-                                        lambda: LocalChatCompletion.generate_until(self, prepared, disable_tqdm))
-        finally:
-            self._clips.clear()
+    def _context(self, req: Instance, name: str, keys: list[str]) -> JsonChatStr:
+        return JsonChatStr(json.dumps(place_audio(self._messages(req.args[0]), keys, name=name), ensure_ascii=False))
 
     def _create_payload(self, messages: list[dict], generate: bool = False, gen_kwargs: dict | None = None,
                         seed: int = 1234, eos: str | None = None, **kwargs: Any) -> dict:
         payload = super()._create_payload(messages, generate=generate, gen_kwargs=gen_kwargs, seed=seed, eos=eos)
         if not self.send_stop:
             payload.pop("stop", None)
-        arrays = {}
-        for key in clip_refs(messages):
-            if key not in arrays:
-                clip, name = self._clips[key]
-                arrays[key] = decode_audio(clip, name=name)
-                self._count_audio(name, len(arrays[key]) / SAMPLE_RATE)
+        arrays = {key: self._decode_clip(key) for key in dict.fromkeys(clip_refs(messages))}
         payload["messages"] = materialise(messages, arrays, self.wav_subtype)
         return payload
 
@@ -140,8 +91,7 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
         contexts = list(contexts or [None] * len(outputs))
         res = []
         for out, context in zip(outputs, contexts):
-            pending = self._pending.get(self._context_key(context), Pending()) if context is not None else Pending()
-            name = ", ".join(pending.names) or "request"
+            pending, name = self._pending_of(context)
             try:
                 choices = sorted(out["choices"], key=lambda c: c["index"])
                 contents = [c["message"]["content"] for c in choices]

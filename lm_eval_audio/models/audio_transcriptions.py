@@ -28,9 +28,8 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.api_models import JsonChatStr, TemplateAPI
 from lm_eval.models.utils import postprocess_generated_text
 
-from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio
-from lm_eval_audio.serve.client import Pending, ServedAPI, ServeError, ServerFeatureMissing, endpoint_url
-from lm_eval_audio.serve.wire import WAV_SUBTYPES, wav_bytes
+from lm_eval_audio.serve.client import ServedAPI, ServeError, ServerFeatureMissing
+from lm_eval_audio.serve.wire import wav_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -40,72 +39,29 @@ class AudioTranscriptions(ServedAPI, TemplateAPI):
     """Speech recognition through a transcription endpoint (generate_until only)."""
 
     model_name = "audio-transcriptions"
+    endpoint_path = "audio/transcriptions"
 
-    def __init__(
-        self,
-        base_url: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        language: str | None = None,
-        wav_subtype: str = "FLOAT",
-        **kwargs: Any,
-    ) -> None:
-        if wav_subtype not in WAV_SUBTYPES:
-            raise ValueError(f"{self.model_name}: wav_subtype must be one of {', '.join(WAV_SUBTYPES)}")
-        kwargs.pop("tokenizer_backend", None)
-        kwargs.pop("tokenized_requests", None)
-        super().__init__(
-            base_url=endpoint_url(base_url, "audio/transcriptions", self.model_name),
-            tokenizer_backend=None, tokenized_requests=False, **kwargs,
-        )
-        if not self.model:
-            raise ValueError(f"{self.model_name}: model= is required (the name the server serves)")
+    def __init__(self, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY", language: str | None = None,
+                 wav_subtype: str = "FLOAT", **kwargs: Any) -> None:
+        super().__init__(base_url=base_url, api_key_env=api_key_env, wav_subtype=wav_subtype, **kwargs)
         if self._batch_size > 1:
             logger.warning("%s: one clip per request; batch_size is ignored (use num_concurrent)", self.model_name)
             self._batch_size = 1
-        self._init_served(api_key_env)
         self.language = language or None
-        self.wav_subtype = wav_subtype
-        self._clips: dict[str, tuple[Any, str]] = {}
 
-    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        """Transcribe each request's one clip through the endpoint; a spent request stops the run."""
-        if not requests:
-            return []
-        prepared = []
-        for req in requests:
-            name = f"{req.task_name} doc {req.doc_id}"
-            clips = as_clip_list(req.args[2].get("audio")) if len(req.args) > 2 else []
-            if len(clips) != 1:
-                raise ValueError(f"{name}: {self.model_name} needs exactly one audio clip per request, got {len(clips)}")
-            key = clip_key(clips[0])
-            self._clips.setdefault(key, (clips[0], name))
-            gen_kwargs = req.args[1]
-            until = gen_kwargs.get("until") or []
-            context = JsonChatStr(json.dumps({"clip": key}))
-            self._track(context, name, req.args, [until] if isinstance(until, str) else list(until))
-            prepared.append(Instance(request_type="generate_until", doc=req.doc, arguments=(context, gen_kwargs),
-                                     idx=req.idx, metadata=(req.task_name, req.doc_id, req.repeats)))
-        try:
-            return self._run_generation(prepared, disable_tqdm,
-                                        lambda: TemplateAPI.generate_until(self, prepared, disable_tqdm))
-        finally:
-            self._clips.clear()
-
-    @property
-    def eos_string(self) -> str | None:
-        return self._eos_string
+    def _context(self, req: Instance, name: str, keys: list[str]) -> JsonChatStr:
+        if len(keys) != 1:
+            raise ValueError(f"{name}: {self.model_name} needs exactly one audio clip per request, got {len(keys)}")
+        return JsonChatStr(json.dumps({"clip": keys[0]}))
 
     def _create_payload(self, messages: dict, generate: bool = True, gen_kwargs: dict | None = None,
                         seed: int = 1234, eos: str | None = None, **kwargs: Any) -> dict:
         if not generate:
             raise ServerFeatureMissing(f"{self.model_name} only transcribes")
-        clip, name = self._clips[messages["clip"]]
-        array = decode_audio(clip, name=name)
-        self._count_audio(name, len(array) / SAMPLE_RATE)
         fields = {"model": self.model}
         if self.language:
             fields["language"] = self.language
-        return {"fields": fields, "wav": wav_bytes(array, self.wav_subtype)}
+        return {"fields": fields, "wav": wav_bytes(self._decode_clip(messages["clip"]), self.wav_subtype)}
 
     def _post_kwargs(self, payload: dict, *, aio: bool) -> dict:
         if aio:
@@ -124,10 +80,10 @@ class AudioTranscriptions(ServedAPI, TemplateAPI):
         contexts = list(contexts or [None] * len(outputs))
         res = []
         for out, context in zip(outputs, contexts):
-            pending = self._pending.get(self._context_key(context), Pending()) if context is not None else Pending()
+            pending, name = self._pending_of(context)
             text = out.get("text") if isinstance(out, dict) else None
             if not isinstance(text, str):
-                raise ServeError(", ".join(pending.names) or "request",
+                raise ServeError(name,
                                  f"the answer has no transcript: {self._redact(json.dumps(out)[:300])}")
             # Whisper's text starts with the space of its first token; `--model whisper` and
             # OpenAI's endpoint strip it, transformers serve does not.

@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
+from lm_eval.api.instance import Instance
+
+from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio
 from lm_eval_audio.rtfx import RTFxMeter
+from lm_eval_audio.serve.wire import WAV_SUBTYPES
 from lm_eval_audio.tts.openai_tts import KEY_ENV, find_api_key, redact
 
 logger = logging.getLogger(__name__)
@@ -66,16 +71,39 @@ def endpoint_url(base_url: str | None, path: str, model_name: str) -> str:
 
 
 class ServedAPI:
-    """Mixin placed before a `TemplateAPI` subclass; see the module docstring."""
+    """Mixin placed before a `TemplateAPI` subclass; see the module docstring.
+
+    Subclasses set `model_name` and `endpoint_path` and implement `_context(req, name, keys)`:
+    the request body's stand-in (a `JsonChatStr` holding clip references, see
+    `lm_eval_audio.serve.wire`) that their `_create_payload` turns into the real body.
+    """
 
     model_name = "served model"  # the --model name, for messages
+    endpoint_path = ""  # appended to a base_url ending in /v1
 
-    def _init_served(self, api_key_env: str) -> None:
+    def __init__(self, base_url: str | None = None, api_key_env: str = KEY_ENV, wav_subtype: str = "FLOAT",
+                 **kwargs: Any) -> None:
+        if wav_subtype not in WAV_SUBTYPES:
+            raise ValueError(f"{self.model_name}: wav_subtype must be one of {', '.join(WAV_SUBTYPES)}")
+        # The server tokenizes: requests go as messages or uploads, never as token ids.
+        kwargs.pop("tokenizer_backend", None)
+        kwargs.pop("tokenized_requests", None)
+        super().__init__(base_url=endpoint_url(base_url, self.endpoint_path, self.model_name),
+                         tokenizer_backend=None, tokenized_requests=False, **kwargs)
+        if not self.model:
+            raise ValueError(f"{self.model_name}: model= is required (the name the server serves)")
         self.api_key_env = api_key_env or KEY_ENV
-        self._pending: dict[str, Pending] = {}
+        self.wav_subtype = wav_subtype
         self.rtfx = RTFxMeter()
+        self._pending: dict[str, Pending] = {}
+        self._clips: dict[str, tuple[Any, str]] = {}  # clip key -> (clip, name for errors)
         self._audio_lock = threading.Lock()
         self._counted: set[str] = set()
+
+    @property
+    def eos_string(self) -> str | None:
+        # The server stops at its model's end of turn; there is no tokenizer here to ask.
+        return self._eos_string
 
     # -- key and headers ---------------------------------------------------------------------
     @cached_property
@@ -100,29 +128,52 @@ class ServedAPI:
     def _context_key(context: Any) -> str:
         return context.prompt if hasattr(context, "prompt") else str(context)
 
-    def _track(self, context: Any, name: str, args: tuple, until: list[str]) -> None:
-        p = self._pending.setdefault(self._context_key(context), Pending(until=list(until)))
-        p.names.append(name)
-        p.args.append(args)
-
     def _name_of(self, messages: list) -> str:
         names = [n for m in messages for n in self._pending.get(self._context_key(m), Pending()).names]
         return ", ".join(names) if names else "request"
 
-    def _count_audio(self, name: str, seconds: float) -> None:
-        # Once per clip of a request, however many attempts its request takes.
+    def _pending_of(self, context: Any) -> tuple[Pending, str]:
+        pending = self._pending.get(self._context_key(context), Pending()) if context is not None else Pending()
+        return pending, ", ".join(pending.names) or "request"
+
+    def _decode_clip(self, key: str) -> np.ndarray:
+        """Decode a clip of the requests in flight (once per request for RTFx, however many
+        attempts its request takes)."""
+        clip, name = self._clips[key]
+        array = decode_audio(clip, name=name)
         with self._audio_lock:
             if name not in self._counted:
                 self._counted.add(name)
-                self.rtfx.audio_seconds += seconds
+                self.rtfx.audio_seconds += len(array) / SAMPLE_RATE
                 self.rtfx.clips += 1
+        return array
 
-    def _run_generation(self, requests: list, disable_tqdm: bool, call) -> list[str]:
-        """Run `call` (the TemplateAPI generation) timing it for RTFx; on a spent request,
-        re-raise its error naming the document and the attempts made."""
+    def _context(self, req: Instance, name: str, keys: list[str]) -> Any:
+        raise NotImplementedError
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        """Generate (or transcribe) each request through the server, in lm-eval's order; a
+        request that fails after its attempts stops the run naming its document."""
+        if not requests:
+            return []
+        prepared = []
+        for req in requests:
+            name = f"{req.task_name} doc {req.doc_id}"
+            clips = as_clip_list(req.args[2].get("audio")) if len(req.args) > 2 else []
+            keys = [clip_key(c) for c in clips]
+            for j, (clip, key) in enumerate(zip(clips, keys)):
+                self._clips.setdefault(key, (clip, f"{name}, clip {j}"))
+            context, gen_kwargs = self._context(req, name, keys), req.args[1]
+            until = gen_kwargs.get("until") or []
+            p = self._pending.setdefault(self._context_key(context),
+                                         Pending(until=[until] if isinstance(until, str) else list(until)))
+            p.names.append(name)
+            p.args.append(req.args)
+            prepared.append(Instance(request_type="generate_until", doc=req.doc, arguments=(context, gen_kwargs),
+                                     idx=req.idx, metadata=(req.task_name, req.doc_id, req.repeats)))
         start = time.perf_counter()
         try:
-            results = call()
+            results = super().generate_until(prepared, disable_tqdm)
         except ServeError as e:
             raise ServeError(
                 e.name,
@@ -131,6 +182,7 @@ class ServedAPI:
             ) from None
         finally:
             self._pending.clear()
+            self._clips.clear()
             self._counted.clear()
         self.rtfx.compute_seconds += time.perf_counter() - start
         if self.rtfx.clips:
