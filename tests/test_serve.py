@@ -213,11 +213,40 @@ def test_429_and_503_are_retried(chat_server, tiny_model_dir, data_env, local_ch
 
 
 def test_loglikelihood_names_the_missing_feature_and_the_generation_task(chat_server, tiny_model_dir, data_env):
-    from lm_eval_audio.serve.client import ServerFeatureMissing
+    from lm_eval_audio.serve.client import ServeError, ServerFeatureMissing
 
-    with pytest.raises(ServerFeatureMissing, match=r"logprobs.*--tasks spoken_mmlu_seed"):
+    with pytest.raises(ServerFeatureMissing, match=r"logprobs.*prompt_logprobs=true.*--tasks spoken_mmlu_seed$"):
         _evaluate("audio-chat-completions", _chat_args(chat_server, model=tiny_model_dir),
                   ["spoken_mmlu_seed_mc"], data_env, apply_chat_template=True)
+    # Asked anyway, transformers serve refuses vLLM's fields: a clear error, not a made-up score.
+    with pytest.raises(ServeError, match=r"spoken_mmlu_seed_mc doc \d+: .*HTTP 422: .*Unexpected fields"):
+        _evaluate("audio-chat-completions", _chat_args(chat_server, model=tiny_model_dir, prompt_logprobs="true",
+                                                       max_retries=1),
+                  ["spoken_mmlu_seed_mc"], data_env, apply_chat_template=True)
+
+
+def test_prompt_logprobs_scores_equal_local_qwen2audio(tiny_model_dir, data_env):
+    # No vLLM here (GPU only): a stand-in computes vLLM's prompt_logprobs format with transformers.
+    from _fake_vllm import FakeVLLM
+
+    task = "spoken_mmlu_seed_mc"
+    local = _evaluate("qwen2audio", f"pretrained={tiny_model_dir}", [task], data_env, apply_chat_template=True)
+    fake = FakeVLLM(tiny_model_dir)
+    try:
+        served = _evaluate("audio-chat-completions",
+                           _chat_args(fake.url, model=tiny_model_dir, prompt_logprobs="true", num_concurrent=2),
+                           [task], data_env, apply_chat_template=True)
+    finally:
+        fake.stop()
+    assert fake.requests == 4 * LIMIT  # one request per (document, letter)
+
+    def scores(out):
+        return [[r[0] for r in s["resps"]] for s in sorted(out["samples"][task], key=lambda s: s["doc_id"])]
+
+    for mine, theirs in zip(scores(served), scores(local)):
+        assert [g for _, g in mine] == [g for _, g in theirs]
+        assert max(abs(a - b) for (a, _), (b, _) in zip(mine, theirs)) < 1e-4
+    assert served["results"][task]["acc,none"] == local["results"][task]["acc,none"]
 
 
 # -- keys (both models) --------------------------------------------------------------------------

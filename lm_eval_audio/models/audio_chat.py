@@ -18,15 +18,23 @@ in `/v1`), `num_concurrent`, `max_retries`, `timeout`, plus
 - `send_stop` (default true): send the task's stop sequences to the server. Answers are always cut
   at them here too. `transformers serve` 5.24 fails with HTTP 500 on `stop` for audio models
   (it hands the processor, not the tokenizer, to the stop-string matcher): use `send_stop=false`;
-- `wav_subtype` (FLOAT | PCM_16; default FLOAT, the decoder's samples bit for bit).
+- `wav_subtype` (FLOAT | PCM_16; default FLOAT, the decoder's samples bit for bit);
+- `prompt_logprobs` (default false): the server is vLLM, score loglikelihood requests with its
+  `prompt_logprobs` extension (below).
 
-`loglikelihood` needs prompt logprobs, which chat endpoints do not return (only vLLM's
-`prompt_logprobs` extension does; not wired up here): it fails naming the generation variant of
-the task to run instead.
+`loglikelihood` needs the prompt's token logprobs. OpenAI's API and transformers serve cannot
+return them: the request fails naming the task's generation variant. vLLM can: with
+`prompt_logprobs=true` each (context, continuation) goes out as the context's messages plus the
+continuation as an open assistant reply (`add_generation_prompt=false`,
+`continue_final_message=true`, `prompt_logprobs=1`, one generated token), and the score is the
+sum over the prompt's last tokens, those whose text is the continuation; `is_greedy` is every one
+of them ranking first. Tested against a stand-in that computes vLLM's response format with
+transformers (`tests/_fake_vllm.py`), not against vLLM itself (no GPU here).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -58,9 +66,11 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
     endpoint_path = "chat/completions"
 
     def __init__(self, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY", send_stop: bool = True,
-                 wav_subtype: str = "FLOAT", **kwargs: Any) -> None:
+                 wav_subtype: str = "FLOAT", prompt_logprobs: bool = False, **kwargs: Any) -> None:
         super().__init__(base_url=base_url, api_key_env=api_key_env, wav_subtype=wav_subtype, **kwargs)
         self.send_stop = _as_bool(send_stop)
+        self.prompt_logprobs = _as_bool(prompt_logprobs)
+        self._scoring = False
         self._warned_plain = False
 
     def _messages(self, context: Any) -> list[dict]:
@@ -73,10 +83,15 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
         return [{"role": "user", "content": str(context)}]
 
     def _context(self, req: Instance, name: str, keys: list[str]) -> JsonChatStr:
-        return JsonChatStr(json.dumps(place_audio(self._messages(req.args[0]), keys, name=name), ensure_ascii=False))
+        messages = place_audio(self._messages(req.args[0]), keys, name=name)
+        if self._scoring:  # loglikelihood: the continuation as the assistant's (open) reply
+            messages.append({"role": "assistant", "content": req.args[1]})
+        return JsonChatStr(json.dumps(messages, ensure_ascii=False))
 
     def _create_payload(self, messages: list[dict], generate: bool = False, gen_kwargs: dict | None = None,
                         seed: int = 1234, eos: str | None = None, **kwargs: Any) -> dict:
+        if self._scoring:
+            return self._score_payload(messages, seed)
         payload = super()._create_payload(messages, generate=generate, gen_kwargs=gen_kwargs, seed=seed, eos=eos)
         if not self.send_stop:
             payload.pop("stop", None)
@@ -104,22 +119,80 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
                 res.append(postprocess_generated_text(content, pending.until, self.think_end_token))
         return res
 
-    # -- what a chat endpoint cannot do ------------------------------------------------------------
+    # -- loglikelihood: only with vLLM's prompt_logprobs ---------------------------------------------
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        """Not available: chat endpoints return no prompt logprobs. Names the generation variant."""
-        tasks = sorted({r.task_name for r in requests if r.task_name})
-        variants = generation_variants(tasks)
-        hint = (f"run the generation variant instead: --tasks {','.join(variants[t] for t in tasks if t in variants)}"
-                if variants else "run a generation (generate_until) variant of the task instead")
-        raise ServerFeatureMissing(
-            f"{self.model_name} cannot score loglikelihood requests (task {', '.join(tasks) or '?'}): that needs "
-            f"the prompt's token logprobs, which chat-completion servers do not return (transformers serve and "
-            f"OpenAI's API have no such option; vLLM's `prompt_logprobs` extension is not wired up here). {hint}"
-        )
+        """Log-probability of each continuation as the assistant's reply, from the prompt logprobs
+        of vLLM's `prompt_logprobs` extension (model_arg `prompt_logprobs=true`); without it, an
+        error naming the missing feature and the task's generation variant."""
+        if not self.prompt_logprobs:
+            tasks = sorted({r.task_name for r in requests if r.task_name})
+            variants = generation_variants(tasks)
+            hint = (f"run the generation variant instead: --tasks {','.join(variants[t] for t in tasks if t in variants)}"
+                    if variants else "run a generation (generate_until) variant of the task instead")
+            raise ServerFeatureMissing(
+                f"{self.model_name} cannot score loglikelihood requests (task {', '.join(tasks) or '?'}): that needs "
+                f"the prompt's token logprobs, which chat-completion servers do not return (transformers serve and "
+                f"OpenAI's API have no such option; vLLM has the `prompt_logprobs` extension: pass "
+                f"prompt_logprobs=true when the server is vLLM). {hint}"
+            )
+        if not requests:
+            return []
+        self._scoring = True
+        try:
+            contexts = self._track_requests(requests)
+            results = self._run(lambda: asyncio.run(
+                self.get_batched_requests(contexts, [None] * len(contexts), generate=False)))
+        finally:
+            self._scoring = False
+        return [r for batch in results for r in batch]
+
+    def _score_payload(self, messages: list[dict], seed: int) -> dict:
+        arrays = {key: self._decode_clip(key) for key in dict.fromkeys(clip_refs(messages))}
+        # The continuation is the assistant's message, rendered open (no end of turn) by the
+        # server's chat template; one generated token is the least vLLM accepts.
+        return {"model": self.model, "messages": materialise(messages, arrays, self.wav_subtype), "max_tokens": 1,
+                "temperature": 0, "seed": seed, "prompt_logprobs": 1, "add_generation_prompt": False,
+                "continue_final_message": True}
+
+    def parse_logprobs(self, outputs: dict | list[dict], tokens: Any = None, ctxlens: Any = None,
+                       **kwargs: Any) -> list[tuple[float, bool]]:
+        """(sum of the continuation tokens' logprobs, whether each was the top token) per answer.
+
+        The continuation's tokens are the prompt's last positions whose decoded text makes up the
+        continuation exactly, plus the whitespace-only tokens right before them (the newline that
+        ends the chat template's generation prompt): lm-eval's HF models move a context's
+        trailing whitespace into the continuation (`_encode_pair`), so `--model qwen2audio` scores
+        it too, and the two give the same numbers. vLLM lists, per prompt position, the prompt
+        token with its rank (and, when it is not the top token, the top one too)."""
+        outputs = outputs if isinstance(outputs, list) else [outputs]
+        res = []
+        for out, context in zip(outputs, tokens or [None] * len(outputs)):
+            _, name = self._pending_of(context)
+            continuation = json.loads(context.prompt)[-1]["content"]
+            positions = out.get("prompt_logprobs") if isinstance(out, dict) else None
+            if not positions:
+                raise ServeError(name, "the answer has no prompt_logprobs: the server does not support vLLM's "
+                                       "prompt_logprobs extension (use the task's generation variant)")
+            text, total, greedy = "", 0.0, True
+            for entry in reversed(positions):
+                if not entry:
+                    break
+                token = max(entry.values(), key=lambda e: e.get("rank") or 1)  # the prompt's own token
+                piece = token.get("decoded_token") or ""
+                if len(text) >= len(continuation) and (piece.strip() or not piece):
+                    break  # past the continuation and its leading whitespace
+                text = piece + text
+                total += float(token["logprob"])
+                greedy = greedy and (token.get("rank") or 1) == 1
+            if text.lstrip() != continuation.lstrip() or not text.endswith(continuation):
+                raise ServeError(name, f"the prompt's last tokens read {text!r}, not the continuation "
+                                       f"{continuation!r}: its tokens do not line up with the context's")
+            res.append((total, greedy))
+        return res
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        """Not available, for the same reason as `loglikelihood`."""
+        """Not available: perplexity over a chat endpoint is not meaningful (no raw text scoring)."""
         raise ServerFeatureMissing(
-            f"{self.model_name} cannot score loglikelihood_rolling (perplexity) requests: that needs the "
-            f"prompt's token logprobs, which chat-completion servers do not return"
+            f"{self.model_name} cannot score loglikelihood_rolling (perplexity) requests: a chat endpoint scores "
+            f"replies to messages, not raw text"
         )

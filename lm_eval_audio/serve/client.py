@@ -2,8 +2,10 @@
 
 lm-eval's `TemplateAPI` keeps what it does well: batching, sorting, the `aiohttp` session with
 `num_concurrent` connections, tenacity retries (`max_retries` attempts, exponential backoff) and
-the order of results. `ServedAPI` replaces only its two per-request methods, `model_call` (one
-request at a time) and `amodel_call` (concurrent), because lm-eval's versions
+the order of results. `ServedAPI.generate_until` only prepares the requests (audio as clip
+references, document names, stop strings) and hands them to `TemplateAPI.generate_until`. It
+replaces the two per-request methods, `model_call` (one request at a time) and `amodel_call`
+(concurrent), because lm-eval's versions
 
 - build every payload before waiting for a connection (all of a run's base64 audio at once);
 - log failures as `repr(exception)`, and aiohttp's repr includes the request headers, i.e. the
@@ -24,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -137,8 +140,8 @@ class ServedAPI:
         return pending, ", ".join(pending.names) or "request"
 
     def _decode_clip(self, key: str) -> np.ndarray:
-        """Decode a clip of the requests in flight (once per request for RTFx, however many
-        attempts its request takes)."""
+        """Decode a clip of the requests in flight; RTFx counts each distinct clip once, however
+        many attempts its request takes."""
         clip, name = self._clips[key]
         array = decode_audio(clip, name=name)
         with self._audio_lock:
@@ -151,29 +154,32 @@ class ServedAPI:
     def _context(self, req: Instance, name: str, keys: list[str]) -> Any:
         raise NotImplementedError
 
-    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        """Generate (or transcribe) each request through the server, in lm-eval's order; a
-        request that fails after its attempts stops the run naming its document."""
-        if not requests:
-            return []
-        prepared = []
+    def _track_requests(self, requests: list[Instance]) -> list:
+        """The request bodies' stand-ins (`_context`), one per request, with their clips,
+        document names, Instance args (the cache key) and stop strings recorded."""
+        contexts = []
         for req in requests:
             name = f"{req.task_name} doc {req.doc_id}"
             clips = as_clip_list(req.args[2].get("audio")) if len(req.args) > 2 else []
             keys = [clip_key(c) for c in clips]
             for j, (clip, key) in enumerate(zip(clips, keys)):
                 self._clips.setdefault(key, (clip, f"{name}, clip {j}"))
-            context, gen_kwargs = self._context(req, name, keys), req.args[1]
+            context = self._context(req, name, keys)
+            gen_kwargs = req.args[1] if isinstance(req.args[1], dict) else {}  # a continuation for loglikelihood
             until = gen_kwargs.get("until") or []
             p = self._pending.setdefault(self._context_key(context),
                                          Pending(until=[until] if isinstance(until, str) else list(until)))
             p.names.append(name)
             p.args.append(req.args)
-            prepared.append(Instance(request_type="generate_until", doc=req.doc, arguments=(context, gen_kwargs),
-                                     idx=req.idx, metadata=(req.task_name, req.doc_id, req.repeats)))
+            contexts.append(context)
+        return contexts
+
+    def _run(self, call: Callable[[], list]) -> list:
+        """Run `call` (lm-eval's request machinery over tracked requests), clocking it for RTFx;
+        a request spent after its attempts re-raises naming its document."""
         start = time.perf_counter()
         try:
-            results = super().generate_until(prepared, disable_tqdm)
+            results = call()
         except ServeError as e:
             raise ServeError(
                 e.name,
@@ -188,6 +194,18 @@ class ServedAPI:
         if self.rtfx.clips:
             logger.info("%s %s (wall clock, num_concurrent=%d)", self.model_name, self.rtfx.summary(), self._concurrent)
         return results
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        """Generate (or transcribe) each request through the server, in lm-eval's order; a
+        request that fails after its attempts stops the run naming its document."""
+        if not requests:
+            return []
+        prepared = [
+            Instance(request_type="generate_until", doc=req.doc, arguments=(context, req.args[1]), idx=req.idx,
+                     metadata=(req.task_name, req.doc_id, req.repeats))
+            for req, context in zip(requests, self._track_requests(requests))
+        ]
+        return self._run(lambda: super(ServedAPI, self).generate_until(prepared, disable_tqdm))
 
     # -- one request ---------------------------------------------------------------------------
     def _payload(self, messages: list, generate: bool, gen_kwargs: dict | None, kwargs: dict) -> dict:
