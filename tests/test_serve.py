@@ -310,13 +310,20 @@ def test_transcriptions_equal_local_whisper_at_any_concurrency(asr_server, whisp
     assert runs[1] == runs[4] == local_asr
 
 
-def test_transcriptions_retry_and_fail_naming_the_doc(asr_server, whisper_dir, data_env, local_asr):
+def test_transcriptions_retry_cache_and_fail_naming_the_doc(asr_server, whisper_dir, data_env, local_asr, tmp_path):
     from lm_eval_audio.serve.client import ServeError
 
+    cache = str(tmp_path / "cache" / "asr")
     proxy = FaultProxy(asr_server, faults=[503, 429])
     out = _evaluate("audio-transcriptions", f"model={whisper_dir},base_url={proxy.url}/v1,max_retries=3",
-                    [ASR_TASK], data_env)
+                    [ASR_TASK], data_env, use_cache=cache)
     assert _answers(out, ASR_TASK) == local_asr and proxy.faults_sent == 2
+    proxy.stop()
+    # A rerun is answered from the cache, keyed on each clip's content.
+    proxy = FaultProxy(asr_server)
+    out = _evaluate("audio-transcriptions", f"model={whisper_dir},base_url={proxy.url}/v1", [ASR_TASK], data_env,
+                    use_cache=cache)
+    assert _answers(out, ASR_TASK) == local_asr and proxy.forwarded == 0
     proxy.stop()
 
     proxy = FaultProxy(asr_server, die_after=1)
