@@ -326,10 +326,25 @@ def test_transcriptions_retry_cache_and_fail_naming_the_doc(asr_server, whisper_
     assert _answers(out, ASR_TASK) == local_asr and proxy.forwarded == 0
     proxy.stop()
 
+    # One connection (lm-eval's sequential path): the server goes after one answer; that answer
+    # alone is cached (lm-eval writes its own copy too, under a key the lookups never use), and a
+    # rerun asks only for the rest.
+    from sqlitedict import SqliteDict
+
     proxy = FaultProxy(asr_server, die_after=1)
+    cache = tmp_path / "cache2" / "asr"
     with pytest.raises(ServeError, match=rf"{ASR_TASK} doc \d+: request to .* failed after 2 attempt\(s\): cannot reach"):
         _evaluate("audio-transcriptions", f"model={whisper_dir},base_url={proxy.url}/v1,max_retries=2",
-                  [ASR_TASK], data_env)
+                  [ASR_TASK], data_env, use_cache=str(cache))
+    (db_file,) = cache.parent.glob("asr*.db")
+    with SqliteDict(str(db_file)) as db:
+        cached = list(db.values())
+    assert len(set(cached)) == 1 and cached[0] in local_asr
+    proxy = FaultProxy(asr_server)
+    out = _evaluate("audio-transcriptions", f"model={whisper_dir},base_url={proxy.url}/v1", [ASR_TASK], data_env,
+                    use_cache=str(cache))
+    assert _answers(out, ASR_TASK) == local_asr and proxy.forwarded == LIMIT - 1
+    proxy.stop()
 
 
 # -- the benchmark's code path -----------------------------------------------------------------------

@@ -117,6 +117,7 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
                 if content is None:
                     raise ServeError(name, f"the server returned no text (finish_reason={c.get('finish_reason')!r})")
                 res.append(postprocess_generated_text(content, pending.until, self.think_end_token))
+        self._cache_answers("generate_until", contexts, res)
         return res
 
     # -- loglikelihood: only with vLLM's prompt_logprobs ---------------------------------------------
@@ -188,6 +189,7 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
                 raise ServeError(name, f"the prompt's last tokens read {text!r}, not the continuation "
                                        f"{continuation!r}: its tokens do not line up with the context's")
             res.append((total, greedy))
+        self._cache_answers("loglikelihood", list(tokens or []), res)
         return res
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:

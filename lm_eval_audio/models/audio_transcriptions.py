@@ -88,6 +88,7 @@ class AudioTranscriptions(ServedAPI, TemplateAPI):
             # Whisper's text starts with the space of its first token; `--model whisper` and
             # OpenAI's endpoint strip it, transformers serve does not.
             res.append(postprocess_generated_text(text, pending.until, None).strip())
+        self._cache_answers("generate_until", contexts, res)
         return res
 
     @staticmethod

@@ -284,12 +284,15 @@ class ServedAPI:
             answers = self.parse_generations(outputs=outputs, contexts=messages)
         else:
             answers = self.parse_logprobs(outputs=outputs, tokens=messages, ctxlens=ctxlens)
-        # Cached under the Instance's own args (audio included), so a rerun after a failure
-        # resumes from the answers that did arrive.
-        for context, answer in zip(messages, answers):
-            for args in self._pending.get(self._context_key(context), Pending()).args:
-                self.cache_hook.add_partial("generate_until" if generate else "loglikelihood", args, answer)
         return answers
+
+    def _cache_answers(self, method: str, contexts: list, answers: list) -> None:
+        """Cache each answer under its Instance's own args (audio included) as soon as it
+        arrives, so that with --use_cache a rerun after a failure resumes from the answers that
+        did arrive (lm-eval's own partial entries are keyed without the audio)."""
+        for context, answer in zip(contexts, answers):
+            for args in self._pending.get(self._context_key(context), Pending()).args:
+                self.cache_hook.add_partial(method, args, answer)
 
     def get_model_info(self) -> dict:
         """Endpoint, model and RTFx (audio seconds per wall-clock second, all requests in flight)."""
