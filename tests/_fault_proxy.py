@@ -23,7 +23,7 @@ class FaultProxy:
     """Start with `FaultProxy(upstream)`; `url` is its root; `stop()` closes it."""
 
     def __init__(self, upstream: str, *, faults: list[int] | None = None, require_key: str | None = None,
-                 die_after: int | None = None) -> None:
+                 die_after: int | None = None, port: int | None = None) -> None:
         self.upstream = upstream.rstrip("/")
         self.faults = list(faults or [])
         self.require_key = require_key
@@ -32,7 +32,7 @@ class FaultProxy:
         self.faults_sent = 0
         self.auth_headers: list[str | None] = []
         self._lock = threading.Lock()
-        self.port = free_port()
+        self.port = port or free_port()  # a restarted server keeps its address: pass the old port
         self.url = f"http://127.0.0.1:{self.port}"
         proxy = self
 

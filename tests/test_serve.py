@@ -107,6 +107,18 @@ def _answers(results: dict, task: str) -> list[str]:
     return [s["resps"][0][0] for s in sorted(results["samples"][task], key=lambda s: s["doc_id"])]
 
 
+def _cached_answers(cache_dir: Path, prefix: str) -> list:
+    """Every value in the request cache files `cache_dir/prefix*.db` (all identity tables)."""
+    from sqlitedict import SqliteDict
+
+    values = []
+    for db_file in cache_dir.glob(f"{prefix}*.db"):
+        for table in SqliteDict.get_tablenames(str(db_file)):
+            with SqliteDict(str(db_file), tablename=table) as db:
+                values += list(db.values())
+    return values
+
+
 def _chat_args(url: str, **extra) -> str:
     args = {"model": None, "base_url": f"{url}/v1/chat/completions", "send_stop": "false", **extra}
     return ",".join(f"{k}={v}" for k, v in args.items() if v is not None)
@@ -154,6 +166,8 @@ def test_cli_answers_equal_local_qwen2audio(cli_chat, local_chat):
     config = results["config"]
     assert config["rtfx_clock"] == "wall" and config["num_concurrent"] == 4 and config["rtfx"] > 0
     assert config["rtfx_clips"] == LIMIT * len(CHAT_TASKS)
+    per_task = config["rtfx_per_task"]
+    assert set(per_task) == set(CHAT_TASKS) and all(t["rtfx_clips"] == LIMIT and t["rtfx"] > 0 for t in per_task.values())
 
 
 def test_one_connection_gives_the_same_answers_as_four(chat_server, tiny_model_dir, data_env, cli_chat):
@@ -176,8 +190,6 @@ def test_server_error_stops_the_run_naming_the_doc(chat_server, tiny_model_dir, 
 
 def test_server_gone_mid_run_fails_names_the_doc_and_caches_only_answers(
         chat_server, tiny_model_dir, data_env, local_chat, tmp_path):
-    from sqlitedict import SqliteDict
-
     from lm_eval_audio.serve.client import ServeError
 
     task = "librispeech_dev_clean_chat"
@@ -186,19 +198,23 @@ def test_server_gone_mid_run_fails_names_the_doc_and_caches_only_answers(
     args = _chat_args(proxy.url, model=tiny_model_dir, num_concurrent=2, max_retries=2)
     with pytest.raises(ServeError, match=rf"{task} doc \d+: request to .* failed after 2 attempt\(s\): cannot reach"):
         _evaluate("audio-chat-completions", args, [task], data_env, apply_chat_template=True, use_cache=str(cache))
-    (db_file,) = cache.parent.glob("served*.db")
-    with SqliteDict(str(db_file)) as db:
-        cached = list(db.values())
+    cached = _cached_answers(cache.parent, "served")
     assert 1 <= len(cached) <= 2  # the two answers that arrived, nothing for the lost ones
     assert all(a in local_chat[task] for a in cached) and "" not in cached
 
     # The server is back: the rerun sends only what is missing and the audio is in the key
     # (every document has the same text, so a key without it would repeat one answer).
-    proxy = FaultProxy(chat_server)
+    proxy = FaultProxy(chat_server, port=proxy.port)
     out = _evaluate("audio-chat-completions", _chat_args(proxy.url, model=tiny_model_dir, num_concurrent=2),
                     [task], data_env, apply_chat_template=True, use_cache=str(cache))
     assert _answers(out, task) == local_chat[task]
     assert proxy.forwarded == LIMIT - len(cached)
+    proxy.stop()
+    # Another endpoint is another model to the cache: nothing is reused for it.
+    proxy = FaultProxy(chat_server)
+    _evaluate("audio-chat-completions", _chat_args(proxy.url, model=tiny_model_dir, num_concurrent=2),
+              [task], data_env, apply_chat_template=True, use_cache=str(cache))
+    assert proxy.forwarded == LIMIT
     proxy.stop()
 
 
@@ -305,7 +321,7 @@ def test_transcriptions_equal_local_whisper_at_any_concurrency(asr_server, whisp
         runs[n] = _answers(out, ASR_TASK)
         config = out["config"]
         assert config["rtfx"] > 0 and config["rtfx_clock"] == "wall" and config["num_concurrent"] == n
-        assert config["rtfx_clips"] == LIMIT
+        assert config["rtfx_clips"] == LIMIT and config["rtfx_per_task"][ASR_TASK]["rtfx_clips"] == LIMIT
         assert out["results"][ASR_TASK]["wer,none"] >= 0.0
     assert runs[1] == runs[4] == local_asr
 
@@ -320,7 +336,7 @@ def test_transcriptions_retry_cache_and_fail_naming_the_doc(asr_server, whisper_
     assert _answers(out, ASR_TASK) == local_asr and proxy.faults_sent == 2
     proxy.stop()
     # A rerun is answered from the cache, keyed on each clip's content.
-    proxy = FaultProxy(asr_server)
+    proxy = FaultProxy(asr_server, port=proxy.port)
     out = _evaluate("audio-transcriptions", f"model={whisper_dir},base_url={proxy.url}/v1", [ASR_TASK], data_env,
                     use_cache=cache)
     assert _answers(out, ASR_TASK) == local_asr and proxy.forwarded == 0
@@ -329,18 +345,14 @@ def test_transcriptions_retry_cache_and_fail_naming_the_doc(asr_server, whisper_
     # One connection (lm-eval's sequential path): the server goes after one answer; that answer
     # alone is cached (lm-eval writes its own copy too, under a key the lookups never use), and a
     # rerun asks only for the rest.
-    from sqlitedict import SqliteDict
-
     proxy = FaultProxy(asr_server, die_after=1)
     cache = tmp_path / "cache2" / "asr"
     with pytest.raises(ServeError, match=rf"{ASR_TASK} doc \d+: request to .* failed after 2 attempt\(s\): cannot reach"):
         _evaluate("audio-transcriptions", f"model={whisper_dir},base_url={proxy.url}/v1,max_retries=2",
                   [ASR_TASK], data_env, use_cache=str(cache))
-    (db_file,) = cache.parent.glob("asr*.db")
-    with SqliteDict(str(db_file)) as db:
-        cached = list(db.values())
+    cached = _cached_answers(cache.parent, "asr")
     assert len(set(cached)) == 1 and cached[0] in local_asr
-    proxy = FaultProxy(asr_server)
+    proxy = FaultProxy(asr_server, port=proxy.port)
     out = _evaluate("audio-transcriptions", f"model={whisper_dir},base_url={proxy.url}/v1", [ASR_TASK], data_env,
                     use_cache=str(cache))
     assert _answers(out, ASR_TASK) == local_asr and proxy.forwarded == LIMIT - 1

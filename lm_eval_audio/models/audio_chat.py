@@ -73,6 +73,10 @@ class AudioChatCompletions(ServedAPI, LocalChatCompletion):
         self._scoring = False
         self._warned_plain = False
 
+    def identity_fields(self) -> dict[str, Any]:
+        """The shared fields plus what changes the request body here."""
+        return {**super().identity_fields(), "send_stop": self.send_stop, "prompt_logprobs": self.prompt_logprobs}
+
     def _messages(self, context: Any) -> list[dict]:
         if hasattr(context, "prompt"):  # JsonChatStr from --apply_chat_template
             return json.loads(context.prompt)

@@ -13,8 +13,9 @@ model_args: `model`, `base_url` (the endpoint, or the server root ending in `/v1
 RTFx here is audio seconds per second of wall clock over the whole `generate_until`, with
 `num_concurrent` requests in flight and the network and the server's queue inside the clock: a
 throughput figure for the deployment, not the per-batch compute time that the local classes
-measure (`lm_eval_audio.rtfx`). It is logged and written into the results config
-(`rtfx`, `rtfx_clock: wall`, `num_concurrent`).
+measure (`lm_eval_audio.rtfx`). Tasks run one after another, so each has its own figure. It is
+logged and written into the results config (`rtfx`, `rtfx_per_task`, `rtfx_clock: wall`,
+`num_concurrent`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class AudioTranscriptions(ServedAPI, TemplateAPI):
             logger.warning("%s: one clip per request; batch_size is ignored (use num_concurrent)", self.model_name)
             self._batch_size = 1
         self.language = language or None
+
+    def identity_fields(self) -> dict[str, Any]:
+        """The shared fields plus the language sent."""
+        return {**super().identity_fields(), "language": self.language}
 
     def _context(self, req: Instance, name: str, keys: list[str]) -> JsonChatStr:
         if len(keys) != 1:

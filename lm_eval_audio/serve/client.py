@@ -35,7 +35,8 @@ import numpy as np
 from lm_eval.api.instance import Instance
 
 from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio
-from lm_eval_audio.rtfx import RTFxMeter
+from lm_eval_audio.identity import identity_digest
+from lm_eval_audio.rtfx import RTFxByTask
 from lm_eval_audio.serve.wire import WAV_SUBTYPES
 from lm_eval_audio.tts.openai_tts import KEY_ENV, find_api_key, redact
 
@@ -97,7 +98,8 @@ class ServedAPI:
             raise ValueError(f"{self.model_name}: model= is required (the name the server serves)")
         self.api_key_env = api_key_env or KEY_ENV
         self.wav_subtype = wav_subtype
-        self.rtfx = RTFxMeter()
+        self.rtfx = RTFxByTask()
+        self._run_audio = [0.0, 0]  # audio seconds and clips decoded in the current run
         self._pending: dict[str, Pending] = {}
         self._clips: dict[str, tuple[Any, str]] = {}  # clip key -> (clip, name for errors)
         self._audio_lock = threading.Lock()
@@ -147,8 +149,8 @@ class ServedAPI:
         with self._audio_lock:
             if name not in self._counted:
                 self._counted.add(name)
-                self.rtfx.audio_seconds += len(array) / SAMPLE_RATE
-                self.rtfx.clips += 1
+                self._run_audio[0] += len(array) / SAMPLE_RATE
+                self._run_audio[1] += 1
         return array
 
     def _context(self, req: Instance, name: str, keys: list[str]) -> Any:
@@ -174,10 +176,12 @@ class ServedAPI:
             contexts.append(context)
         return contexts
 
-    def _run(self, call: Callable[[], list]) -> list:
-        """Run `call` (lm-eval's request machinery over tracked requests), clocking it for RTFx;
-        a request spent after its attempts re-raises naming its document."""
+    def _run(self, call: Callable[[], list], task: str | None = None) -> list:
+        """Run `call` (lm-eval's request machinery over tracked requests); a request spent after
+        its attempts re-raises naming its document. With `task`, the wall clock of the whole call
+        and the audio it sent count towards that task's RTFx."""
         start = time.perf_counter()
+        self._run_audio = [0.0, 0]
         try:
             results = call()
         except ServeError as e:
@@ -190,22 +194,45 @@ class ServedAPI:
             self._pending.clear()
             self._clips.clear()
             self._counted.clear()
-        self.rtfx.compute_seconds += time.perf_counter() - start
-        if self.rtfx.clips:
-            logger.info("%s %s (wall clock, num_concurrent=%d)", self.model_name, self.rtfx.summary(), self._concurrent)
+        if task is not None and self._run_audio[1]:
+            self.rtfx.add(task, self._run_audio[0], time.perf_counter() - start, self._run_audio[1])
         return results
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Generate (or transcribe) each request through the server, in lm-eval's order; a
-        request that fails after its attempts stops the run naming its document."""
-        if not requests:
-            return []
-        prepared = [
-            Instance(request_type="generate_until", doc=req.doc, arguments=(context, req.args[1]), idx=req.idx,
-                     metadata=(req.task_name, req.doc_id, req.repeats))
-            for req, context in zip(requests, self._track_requests(requests))
-        ]
-        return self._run(lambda: super(ServedAPI, self).generate_until(prepared, disable_tqdm))
+        request that fails after its attempts stops the run naming its document.
+
+        lm-eval hands every task's generation requests over at once; they run task by task here,
+        so that each task's RTFx is its own wall clock (as `rtfx_per_task` of the local classes)."""
+        by_task: dict[str, list[int]] = {}
+        for i, req in enumerate(requests):
+            by_task.setdefault(req.task_name or "", []).append(i)
+        results: list[str | None] = [None] * len(requests)
+        for task, indices in by_task.items():
+            group = [requests[i] for i in indices]
+            prepared = [
+                Instance(request_type="generate_until", doc=req.doc, arguments=(context, req.args[1]), idx=req.idx,
+                         metadata=(req.task_name, req.doc_id, req.repeats))
+                for req, context in zip(group, self._track_requests(group))
+            ]
+            answers = self._run(lambda: super(ServedAPI, self).generate_until(prepared, disable_tqdm), task=task)
+            for i, answer in zip(indices, answers):
+                results[i] = answer
+        if self.rtfx.clips:
+            logger.info("%s %s (wall clock, num_concurrent=%d)", self.model_name, self.rtfx.summary(), self._concurrent)
+        return results
+
+    # -- identity for lm-eval's request cache -----------------------------------------------------
+    def identity_fields(self) -> dict[str, Any]:
+        """What can change an answer: the endpoint, the served model and how requests are made
+        (not num_concurrent, max_retries or timeout, which change only when answers arrive)."""
+        return {"base_url": self.base_url, "model": self.model, "wav_subtype": self.wav_subtype,
+                "seed": self._seed, "max_gen_toks": self._max_gen_toks}
+
+    def cache_identity(self) -> str:
+        """Digest of `identity_fields()`: the startup hook gives each identity its own table in
+        lm-eval's request cache, so runs against two servers never share answers."""
+        return identity_digest(self.model_name, self.identity_fields())
 
     # -- one request ---------------------------------------------------------------------------
     def _payload(self, messages: list, generate: bool, gen_kwargs: dict | None, kwargs: dict) -> dict:
@@ -295,6 +322,7 @@ class ServedAPI:
                 self.cache_hook.add_partial(method, args, answer)
 
     def get_model_info(self) -> dict:
-        """Endpoint, model and RTFx (audio seconds per wall-clock second, all requests in flight)."""
+        """Endpoint, model, cache identity and RTFx (audio seconds per wall-clock second, all
+        requests in flight; per task under `rtfx_per_task`)."""
         return {"base_url": self.base_url, "model": self.model, "num_concurrent": self._concurrent,
-                "rtfx_clock": "wall", **self.rtfx.as_dict()}
+                "model_identity": self.cache_identity(), "rtfx_clock": "wall", **self.rtfx.as_dict()}
