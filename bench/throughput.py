@@ -60,25 +60,23 @@ SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "sh
 
 # -- inputs -------------------------------------------------------------------------------------
 def mmlu_docs(n: int, mmlu_dir: Path) -> list[dict]:
-    """`n` items spread evenly over the 500 shortest MMLU test items by question + alternatives
-    length (the benchmark's inputs since its first run; the shipped seed items are the shortest
-    by question alone, whose alternatives can be long)."""
-    from lm_eval_audio.data.mmlu import load_mmlu
+    """`n` items spread evenly over the seed study's 501 MMLU items (selected from `mmlu_dir`)."""
+    from lm_eval_audio.data.seed_mmlu import seed_items
 
-    test = load_mmlu("all", str(mmlu_dir))["test"]
-    lengths = [len(q) + sum(len(c) for c in ch) for q, ch in zip(test["question"], test["choices"])]
-    subset = test.select(sorted(range(len(lengths)), key=lambda i: (lengths[i], i))[:500])
+    subset = seed_items(mmlu_dir)
     picks = np.linspace(0, len(subset) - 1, n).round().astype(int).tolist()
     return [subset[i] for i in picks]
 
 
 def spoken_mmlu_clips(docs: list[dict], cache_dir: Path) -> tuple[list[dict], str]:
-    """One clip per item, through the same path as the spoken_mmlu task's `doc_to_audio`."""
-    from lm_eval_audio.data.mmlu import spoken_clip
+    """One clip per item, through the same path as the spoken_mmlu_seed task's `doc_to_audio`."""
+    from lm_eval_audio.data.mmlu import spoken_clip_of
+    from lm_eval_audio.data.seed_mmlu import spoken_text
     from lm_eval_audio.tts import Synthesizer, TTSConfig, use_synthesizer
 
     with use_synthesizer(Synthesizer(TTSConfig(backend="espeak", cache_dir=cache_dir))):
-        return [spoken_clip(d) for d in docs], "espeak-ng readings of MMLU items (question + 4 alternatives)"
+        clips = [spoken_clip_of(d, spoken_text(d)) for d in docs]
+    return clips, "espeak-ng readings of the seed's spoken MMLU text (instruction, question, 4 alternatives)"
 
 
 def concatenated_lj_clips(n: int, out_dir: Path) -> tuple[list[dict], str]:
@@ -484,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.patched_hf_audiolm import PATCHES, patched_class
     from lm_eval_audio.audio import decode_audio
-    from lm_eval_audio.data.mmlu import speech_text
+    from lm_eval_audio.data.seed_mmlu import spoken_text as speech_text
     from lm_eval_audio.models.hf_audio import HFAudioLM
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
     from lm_eval_audio.tiny import build_tiny_model

@@ -39,11 +39,12 @@ def _setting(name: str, dotenv_dirs: list[Path] | None) -> str:
     return ""
 
 
-def find_api_key(dotenv_dirs: list[Path] | None = None) -> str:
-    """`OPENAI_API_KEY` from the environment, else from a `.env` in the working directory."""
-    key = _setting(KEY_ENV, dotenv_dirs)
-    if not key:
-        raise OpenAIKeyError(f"no OpenAI API key: set {KEY_ENV} in the environment or in a .env file")
+def find_api_key(dotenv_dirs: list[Path] | None = None, *, env_var: str = KEY_ENV, required: bool = True) -> str:
+    """`env_var` (default `OPENAI_API_KEY`) from the environment, else from a `.env` in the working
+    directory. With `required=False` a missing key gives "" (local servers need none)."""
+    key = _setting(env_var, dotenv_dirs)
+    if not key and required:
+        raise OpenAIKeyError(f"no OpenAI API key: set {env_var} in the environment or in a .env file")
     return key
 
 

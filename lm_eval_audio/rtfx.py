@@ -99,6 +99,11 @@ class RTFxByTask:
         self.tasks.setdefault(task, RTFxMeter()).add(meter.audio_seconds, meter.compute_seconds, meter.clips)
         self.total.add(meter.audio_seconds, meter.compute_seconds, meter.clips)
 
+    def add(self, task: str, audio_seconds: float, compute_seconds: float, clips: int = 1) -> None:
+        """Record a block measured by the caller (e.g. the wall clock of served requests)."""
+        self.tasks.setdefault(task, RTFxMeter()).add(audio_seconds, compute_seconds, clips)
+        self.total.add(audio_seconds, compute_seconds, clips)
+
     @property
     def clips(self) -> int:
         """Clips measured over all tasks."""

@@ -277,6 +277,7 @@ class PairedWER:
     iters: int
     seed: int
     confidence: float
+    difference_stderr: float = float("nan")  # standard deviation of the replicates' differences
 
     @property
     def significant(self) -> bool:
@@ -309,13 +310,17 @@ def paired_bootstrap_wer(references: Sequence[str], hypotheses_a: Sequence[str],
     joint = np.concatenate([a, b[:, :3]], axis=1)  # S, D, I, N of a; S, D, I of b (same N)
     reps = bootstrap_replicates(joint, iters, seed=seed)
     diffs = _rates(reps[:, 4:7].sum(axis=1), reps[:, 3]) - _rates(reps[:, 0:3].sum(axis=1), reps[:, 3])
+    diffs = diffs[np.isfinite(diffs)]  # a draw of only empty references has no WER
+    if diffs.size == 0:
+        raise ValueError("every resample has zero reference words: WER is undefined")
     wer_a = float(_rates(a[:, :3].sum(), a[:, 3].sum()))
     wer_b = float(_rates(b[:, :3].sum(), a[:, 3].sum()))
     alpha = (1 - confidence) / 2
     low, high = np.quantile(diffs, [alpha, 1 - alpha])
     p = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
+    stderr = float(diffs.std(ddof=1)) if diffs.size > 1 else float("nan")
     return PairedWER(wer_a, wer_b, wer_b - wer_a, float(low), float(high), p, len(references), iters, seed,
-                     confidence)
+                     confidence, stderr)
 
 
 @lru_cache(maxsize=1)

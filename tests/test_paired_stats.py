@@ -134,7 +134,7 @@ def test_paired_wer_bootstrap_is_corpus_wer_of_each_resample():
 def test_paired_wer_bootstrap_refuses_bad_input():
     from lm_eval_audio.report.stats import paired_wer_bootstrap
 
-    with pytest.raises(ValueError, match="2 references but 1 and 2 hypotheses"):
+    with pytest.raises(ValueError, match="2 references, 1 and 2 hypotheses"):
         paired_wer_bootstrap(WER_REFS, WER_A[:1], WER_B)
-    with pytest.raises(ValueError, match="no paired utterances"):
+    with pytest.raises(ValueError, match="paired WER over no utterances"):
         paired_wer_bootstrap([], [], [])

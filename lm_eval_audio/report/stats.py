@@ -132,48 +132,20 @@ def paired_wer_bootstrap(
     references: list[str], hypotheses_a: list[str], hypotheses_b: list[str], confidence: float = 0.95,
     n_resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED, normalise: bool = True,
 ) -> PairedStats:
-    """Corpus WER of system b minus system a on the same utterances, with a paired bootstrap CI.
+    """Corpus WER of system b minus system a on the same utterances, with a paired bootstrap CI,
+    as a `PairedStats` row of the report.
 
     Position i is one utterance: `references[i]`, transcribed by a as `hypotheses_a[i]` and by b
-    as `hypotheses_b[i]`. Each resample draws n utterances with replacement (seeded) and takes
-    the difference of the two corpus WERs over the drawn utterances, so both systems are
-    scored on the same draw; the interval is the percentile interval of those differences and
-    `diff_stderr` their standard deviation. WER comes from `lm_eval_audio.wer` only: each
-    utterance's edit counts from `word_errors`, so a resample's corpus WER is its summed edits
-    over its summed reference words, which is `corpus_wer` of the drawn utterances exactly.
-
-    (issue 12 point 13: the WER module is getting a paired-bootstrap helper of its own; this one
-    function is what to swap for it.)
+    as `hypotheses_b[i]`. The statistics are `lm_eval_audio.wer.paired_bootstrap_wer` (the one
+    WER): each resample draws utterances with replacement (seeded) and takes the difference of
+    the two corpus WERs over the same draw; `diff_stderr` is the spread of those differences.
     """
-    from lm_eval_audio.wer import corpus_wer, word_errors
+    from lm_eval_audio.wer import paired_bootstrap_wer
 
-    n = len(references)
-    if not (n == len(hypotheses_a) == len(hypotheses_b)):
-        raise ValueError(f"{n} references but {len(hypotheses_a)} and {len(hypotheses_b)} hypotheses")
-    if n == 0:
-        raise ValueError("no paired utterances to compare")
-
-    def counts(hyps: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        per = [word_errors([r], [h], normalise=normalise) for r, h in zip(references, hyps)]
-        return np.array([e.errors for e in per], float), np.array([e.reference_words for e in per], float)
-
-    err_a, words = counts(hypotheses_a)
-    err_b, _ = counts(hypotheses_b)
-    wer_a = corpus_wer(references, hypotheses_a, normalise=normalise)
-    wer_b = corpus_wer(references, hypotheses_b, normalise=normalise)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, n, size=(n_resamples, n))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n_words = words[idx].sum(axis=1)
-        diffs = (err_b[idx].sum(axis=1) - err_a[idx].sum(axis=1)) / n_words
-    diffs = diffs[np.isfinite(diffs)]  # a draw of only empty references has no WER
-    if diffs.size == 0:
-        raise ValueError("every resample has zero reference words: WER is undefined")
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(diffs, [alpha, 1 - alpha])
+    w = paired_bootstrap_wer(references, hypotheses_a, hypotheses_b, iters=n_resamples, seed=seed,
+                             confidence=confidence, normalise=normalise)
     return PairedStats(
-        n=n, mean_a=wer_a, mean_b=wer_b, diff=wer_b - wer_a,
-        diff_stderr=float(diffs.std(ddof=1)) if diffs.size > 1 else float("nan"),
-        ci_low=float(lo), ci_high=float(hi), confidence=confidence, binary=False,
+        n=w.utterances, mean_a=w.wer_a, mean_b=w.wer_b, diff=w.difference, diff_stderr=w.difference_stderr,
+        ci_low=w.ci_low, ci_high=w.ci_high, confidence=confidence, binary=False,
         a_only=None, b_only=None, both=None, neither=None, mcnemar_p=None,
     )
