@@ -18,6 +18,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+
+def import_problem(module: str) -> str | None:
+    """Why `module` cannot be used here ("not installed", or its import error), or None.
+
+    The one check behind every "this architecture needs X" decision: a wheel built for another
+    torch or CUDA is found by `find_spec` and fails only when imported, so both are tried.
+    """
+    import importlib
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return "not installed"
+    try:
+        importlib.import_module(module)
+    except Exception as err:  # any import-time failure means the same: unusable, and why
+        return f"installed but does not import: {err}"
+    return None
+
 # transformers' generic chat-template audio item (ProcessorMixin.apply_chat_template reads the
 # clip from "audio", "url" or "path"); every architecture here takes the same form.
 AUDIO_ITEM_KEYS = ("audio", "url", "path")

@@ -34,10 +34,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lm_eval_audio.data.seed_mmlu import ANALYSED as SEED_MMLU_ANALYSED
+
 logger = logging.getLogger(__name__)
 
 PRESETS = ("seed", "demo")
-SEED_MMLU_ANALYSED = 200  # the seed's notebook scored mmlu[0:200]
 FINETUNE_CONFIG = Path(__file__).resolve().parent.parent / "finetune" / "configs" / "timbre_seed.yaml"
 
 
@@ -76,7 +77,7 @@ class SeedConfig:
     backbone_tasks: tuple[str, ...] = ("mmlu_seed_backbone",)
     mmlu_text_tasks: tuple[str, ...] = ("mmlu_seed", "mmlu_seed_mc")
     mmlu_spoken_tasks: tuple[str, ...] = ("spoken_mmlu_seed", "spoken_mmlu_seed_mc")
-    mmlu_limit: int | None = SEED_MMLU_ANALYSED
+    mmlu_limit: int | None = SEED_MMLU_ANALYSED  # the seed's notebook scored the first 200
     asr_task: str = "librispeech_dev_clean_200"
     timbre_before_tasks: tuple[str, ...] = ("timbre_range_seed", "timbre_range_seed_validation")
     timbre_after_tasks: tuple[str, ...] = ("timbre_range_seed_ft", "timbre_range_seed_ft_validation")

@@ -12,12 +12,12 @@ An architecture whose processor or model cannot be built in this environment rai
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_audio.archs import import_problem
 from lm_eval_audio.tiny import build_tiny_model, train_bpe, train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -35,12 +35,11 @@ _VOCAB = 400
 
 def _require(arch: str, module: str, why: str) -> None:
     """Raise `ArchUnavailable` for `arch` when `module` cannot be imported."""
-    if importlib.util.find_spec(module) is None:
+    problem = import_problem(module)
+    if problem == "not installed":
         raise ArchUnavailable(f"{arch}: needs the '{module}' package, which is not installed ({why})")
-    try:
-        importlib.import_module(module)
-    except Exception as err:  # a wheel built for another torch/CUDA fails here, not at find_spec
-        raise ArchUnavailable(f"{arch}: '{module}' is installed but does not import ({why}): {err}") from err
+    if problem is not None:
+        raise ArchUnavailable(f"{arch}: '{module}' is {problem} ({why})")
 
 
 def _save(out: Path, model, processor) -> Path:

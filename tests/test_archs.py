@@ -4,7 +4,6 @@ on the real transformers objects they load into."""
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import time
 from pathlib import Path
@@ -17,23 +16,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import transformers  # noqa: E402
 
-from lm_eval_audio.archs import ARCHS, facts  # noqa: E402
+from lm_eval_audio.archs import ARCHS, facts, import_problem  # noqa: E402
 from lm_eval_audio.tiny_archs import BUILDERS, ArchUnavailable, build_arch, omni_model_parts  # noqa: E402
 
 SR = 16_000
 CONTINUATION = " B C D"
 
 
-def _importable(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except Exception:  # absent, or a wheel built for another torch
-        return False
-    return True
-
-
 def _buildable(arch: str) -> bool:
-    return all(_importable(m) for m in ARCHS[arch].requires)
+    return all(import_problem(m) is None for m in ARCHS[arch].requires)
 
 
 BUILDABLE = [a for a in ("qwen2_audio", "audioflamingo3", "granite_speech", "voxtral") if _buildable(a)]

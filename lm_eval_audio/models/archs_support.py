@@ -14,11 +14,9 @@ is read from the checkpoint's processor at load time. From the table:
 
 from __future__ import annotations
 
-import importlib.util
-
 import transformers
 
-from lm_eval_audio.archs import ARCHS
+from lm_eval_audio.archs import ARCHS, import_problem
 
 
 def kv_reuse(model_type: str) -> bool:
@@ -36,7 +34,7 @@ def unsupported(model_type: str) -> str | None:
     facts = ARCHS.get(model_type)
     if facts is None:
         return None  # not in the table: try it, the processor decides
-    missing = [m for m in facts.requires if not _imports(m)]
+    missing = [m for m in facts.requires if import_problem(m) is not None]
     if missing:
         why = f" ({facts.notes[0]})" if not facts.available and facts.notes else ""
         return f"needs {', '.join(missing)}, which does not import here{why}"
@@ -44,16 +42,6 @@ def unsupported(model_type: str) -> str | None:
         return ("its prompts are token ids built by its tokenizer backend (" + facts.prompt_route +
                 "), not text with an audio placeholder; hf-audio's prompt layer is text-based")
     return None
-
-
-def _imports(module: str) -> bool:
-    if importlib.util.find_spec(module) is None:
-        return False
-    try:
-        importlib.import_module(module)
-    except Exception:  # a wheel built for another torch/CUDA fails at import, not at find_spec
-        return False
-    return True
 
 
 def model_class(config):
