@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from lm_eval.api.instance import Instance
 
 from lm_eval_audio.audio import SAMPLE_RATE, decode_audio
-from lm_eval_audio.encoder import audio_token_count
-from lm_eval_audio.tokens import expand_placeholders
+from lm_eval_audio.arch.encoder import audio_token_count
+from lm_eval_audio.arch.tokens import expand_placeholders
 
 logger = logging.getLogger(__name__)
 

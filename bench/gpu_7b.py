@@ -7,7 +7,7 @@
 Speed does not depend on weight values, so no download is needed: the model is built from
 Qwen2-Audio-7B's configuration dimensions (written out below) directly on the device in the
 target dtype, and given to our `Qwen2AudioLM` (and lm-eval's patched class with --lmeval) as a
-model object. The tokenizer is the offline BPE of `lm_eval_audio.tiny` (only the text around
+model object. The tokenizer is the offline BPE of `lm_eval_audio.tiny.qwen2_audio` (only the text around
 the audio differs in length from the real one's; the 156k-row LM head and embeddings are real
 size). Clips are synthetic signals of spoken-question and LibriSpeech-like lengths: content does
 not change the cost, length does.
@@ -67,7 +67,7 @@ def write_processor(out: Path):
     """Tokenizer + Whisper feature extractor (128 mels) + chat template: everything but weights."""
     from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
 
-    from lm_eval_audio.tiny import train_tokenizer
+    from lm_eval_audio.tiny.tokenizer import train_tokenizer
 
     tok = train_tokenizer(2000)
     proc = Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok)

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     from lm_eval_audio.models.audio_chat import AudioChatCompletions
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
     from lm_eval_audio.serve.launch import transformers_serve
-    from lm_eval_audio.tiny import build_tiny_model
+    from lm_eval_audio.tiny.qwen2_audio import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir or build_tiny_model(Path(tmp) / "model", size=args.size)

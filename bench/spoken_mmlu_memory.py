@@ -51,7 +51,7 @@ def main() -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     env.setdefault("LM_EVAL_AUDIO_TTS_CACHE", str(out / "clips"))
     if args.model is None:
-        from lm_eval_audio.tiny import build_tiny_model
+        from lm_eval_audio.tiny.qwen2_audio import build_tiny_model
 
         args.model = str(build_tiny_model(out / "tiny", size="tiny"))
     rows = []

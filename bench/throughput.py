@@ -243,7 +243,7 @@ def case_other_arch(arch: str, clips: list[dict], batch_size: int, reps: int, wa
     """Case 5: the spoken-MMLU loglikelihood case on another architecture's tiny checkpoint,
     hf-audio against the naive per-request forward of that model's processor and forward."""
     from lm_eval_audio.models.hf_audio import HFAudioLM
-    from lm_eval_audio.tiny_archs import build_arch
+    from lm_eval_audio.tiny.archs import build_arch
 
     model_dir = build_arch(work / f"tiny-{arch}", arch)
     lm = HFAudioLM(pretrained=str(model_dir), device="cpu", dtype="float32", batch_size=batch_size)
@@ -485,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     from lm_eval_audio.data.seed_mmlu import spoken_text as speech_text
     from lm_eval_audio.models.hf_audio import HFAudioLM
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
-    from lm_eval_audio.tiny import build_tiny_model
+    from lm_eval_audio.tiny.qwen2_audio import build_tiny_model
 
     report: dict[str, Any] = {"machine": machine(), "size": args.size, "reps": args.reps, "warmup": args.warmup,
                               "patches": PATCHES}

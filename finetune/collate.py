@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from lm_eval_audio.audio import SAMPLE_RATE, clip_key, decode_audio, limit_length
-from lm_eval_audio.encoder import audio_token_count, encoder_frames, extract_features
-from lm_eval_audio.tokens import expand_placeholders
+from lm_eval_audio.arch.encoder import audio_token_count, encoder_frames, extract_features
+from lm_eval_audio.arch.tokens import expand_placeholders
 
 from finetune.data import Example
 
@@ -151,7 +151,7 @@ class AudioSFTCollator:
     def _processor_batch(self, examples: list[Example]) -> dict[str, torch.Tensor]:
         """Any architecture: decoded clips through `ProcessorAudio` (the evaluation's own)."""
         from lm_eval_audio.models.audio_inputs import ProcessorAudio, sampling_rate_of
-        from lm_eval_audio.prompts import PromptFormat
+        from lm_eval_audio.arch.prompts import PromptFormat
 
         if not hasattr(self, "_audio"):
             fmt = PromptFormat.from_processor(self.processor)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_audio.audio import AudioError, as_clip_list
-from lm_eval_audio.prompts import PromptFormat, build_prompt, render_chat
+from lm_eval_audio.arch.prompts import PromptFormat, build_prompt, render_chat
 
 from finetune.config import DataConfig
 

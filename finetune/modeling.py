@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lm_eval_audio.encoder import AudioFeatures, encode_audio
+from lm_eval_audio.arch.encoder import AudioFeatures, encode_audio
 
 from finetune.collate import IGNORE_INDEX
 from finetune.config import LoraConfigSection, ModelConfig

@@ -24,7 +24,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from lm_eval_audio.prompts import PromptFormat
+from lm_eval_audio.arch.prompts import PromptFormat
 
 from finetune.collate import AudioSFTCollator
 from finetune.config import FinetuneConfig, save_config

@@ -33,18 +33,8 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import sys
-from pathlib import Path
 
 ENTRY_POINT_GROUP = "lm_eval.models"
-
-
-def tasks_dir() -> Path:
-    """The folder holding this package's task YAMLs (inside the wheel, or the source checkout)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "tasks", here.parent / "tasks"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"lm_eval_audio task folder not found next to {here}")
 
 
 def _register_models(registry_module) -> None:
@@ -151,6 +141,8 @@ def _patch_task_manager(manager_module) -> None:
     original_init = cls.__init__
 
     def __init__(self, *args, include_path=None, **kwargs):
+        from lm_eval_audio.files import tasks_dir
+
         ours = str(tasks_dir())
         if include_path is None:
             paths = []

@@ -1,5 +1,6 @@
-"""Where this package keeps files, and how it writes them: one owner for both facts.
+"""Where this package keeps files, and how it writes them: one owner for these facts.
 
+- `tasks_dir()`: the task YAMLs shipped with the package.
 - `cache_root()`: generated and materialised audio, synthesised speech, judge answers.
 - `atomic_write_bytes()`: every cache file (TTS clips, data materialisation, judge records, the
   seed item file) is written so a reader sees nothing or the whole file, never half of one.
@@ -38,3 +39,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         # Also on KeyboardInterrupt: the partial temp file must not linger.
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def tasks_dir() -> Path:
+    """The folder holding this package's task YAMLs (inside the wheel, or the source checkout)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "tasks", here.parent / "tasks"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"lm_eval_audio task folder not found next to {here}")

@@ -20,32 +20,32 @@ LAZY: dict[str, dict[str, object]] = {
         "extraction_failure": "lm_eval_audio.filters.choice:extraction_failure",  # issue 3
         "judge_rate": "lm_eval_audio.filters.choice:judge_rate",  # issue 3
         "exact_match_answered": "lm_eval_audio.filters.choice:exact_match_answered",  # issue 10
-        "wer": "lm_eval_audio.wer:wer_pair",  # issue 7
-        "wer_unnormalised": "lm_eval_audio.wer:wer_pair",  # issue 7
-        "wer_substitutions": "lm_eval_audio.wer:wer_pair",  # issue 7
-        "wer_deletions": "lm_eval_audio.wer:wer_pair",  # issue 7
-        "wer_insertions": "lm_eval_audio.wer:wer_pair",  # issue 7
-        "wer_seed": "lm_eval_audio.wer:wer_pair",  # issue 10
+        "wer": "lm_eval_audio.metrics.wer:wer_pair",  # issue 7
+        "wer_unnormalised": "lm_eval_audio.metrics.wer:wer_pair",  # issue 7
+        "wer_substitutions": "lm_eval_audio.metrics.wer:wer_pair",  # issue 7
+        "wer_deletions": "lm_eval_audio.metrics.wer:wer_pair",  # issue 7
+        "wer_insertions": "lm_eval_audio.metrics.wer:wer_pair",  # issue 7
+        "wer_seed": "lm_eval_audio.metrics.wer:wer_pair",  # issue 10
     },
     "aggregation_registry": {
         "answered_accuracy": "lm_eval_audio.filters.choice:answered_accuracy",  # issue 10
-        "wer": "lm_eval_audio.wer:agg_wer",  # issue 7
-        "wer_unnormalised": "lm_eval_audio.wer:agg_wer_unnormalised",  # issue 7
-        "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
-        "wer_deletions": "lm_eval_audio.wer:agg_deletion_rate",  # issue 7
-        "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
-        "wer_seed": "lm_eval_audio.wer:agg_wer_seed",  # issue 10
+        "wer": "lm_eval_audio.metrics.wer:agg_wer",  # issue 7
+        "wer_unnormalised": "lm_eval_audio.metrics.wer:agg_wer_unnormalised",  # issue 7
+        "wer_substitutions": "lm_eval_audio.metrics.wer:agg_substitution_rate",  # issue 7
+        "wer_deletions": "lm_eval_audio.metrics.wer:agg_deletion_rate",  # issue 7
+        "wer_insertions": "lm_eval_audio.metrics.wer:agg_insertion_rate",  # issue 7
+        "wer_seed": "lm_eval_audio.metrics.wer:agg_wer_seed",  # issue 10
     },
     "metric_agg_registry": {
         "extraction_failure": "lm_eval.api.metrics:mean",  # issue 3
         "judge_rate": "lm_eval.api.metrics:mean",  # issue 3
         "exact_match_answered": "lm_eval_audio.filters.choice:answered_accuracy",  # issue 10
-        "wer": "lm_eval_audio.wer:agg_wer",  # issue 7
-        "wer_unnormalised": "lm_eval_audio.wer:agg_wer_unnormalised",  # issue 7
-        "wer_substitutions": "lm_eval_audio.wer:agg_substitution_rate",  # issue 7
-        "wer_deletions": "lm_eval_audio.wer:agg_deletion_rate",  # issue 7
-        "wer_insertions": "lm_eval_audio.wer:agg_insertion_rate",  # issue 7
-        "wer_seed": "lm_eval_audio.wer:agg_wer_seed",  # issue 10
+        "wer": "lm_eval_audio.metrics.wer:agg_wer",  # issue 7
+        "wer_unnormalised": "lm_eval_audio.metrics.wer:agg_wer_unnormalised",  # issue 7
+        "wer_substitutions": "lm_eval_audio.metrics.wer:agg_substitution_rate",  # issue 7
+        "wer_deletions": "lm_eval_audio.metrics.wer:agg_deletion_rate",  # issue 7
+        "wer_insertions": "lm_eval_audio.metrics.wer:agg_insertion_rate",  # issue 7
+        "wer_seed": "lm_eval_audio.metrics.wer:agg_wer_seed",  # issue 10
     },
     "higher_is_better_registry": {
         "extraction_failure": False,  # issue 3

@@ -226,7 +226,7 @@ def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: 
 
 def demo_config(output: str | Path, **overrides: Any) -> SeedConfig:
     """The seed study on embedded defaults (see the module docstring); builds its models once."""
-    from lm_eval_audio.tiny import build_text_backbone, build_tiny_model
+    from lm_eval_audio.tiny.qwen2_audio import build_text_backbone, build_tiny_model
 
     models = Path(output) / "models"
     audio_llm, backbone = models / "qwen2audio-tiny", models / "backbone-tiny"

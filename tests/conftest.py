@@ -20,7 +20,7 @@ SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "sh
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random Qwen2-Audio checkpoint, built once per test session."""
-    from lm_eval_audio.tiny import build_tiny_model
+    from lm_eval_audio.tiny.qwen2_audio import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2audio"), size="tiny")
 

@@ -361,8 +361,8 @@ def make_seed_runs(root: Path, tiny_model_dir: Path) -> SeedRuns:
     """Every experiment of the seed study's preset, plus a control run and a no-chat-template run."""
     from lm_eval.tasks import TaskManager
 
-    from lm_eval_audio.tiny_whisper import build_tiny_whisper
-    from lm_eval_audio.tiny import build_text_backbone  # the tiny checkpoint's own LM as the backbone
+    from lm_eval_audio.tiny.whisper import build_tiny_whisper
+    from lm_eval_audio.tiny.qwen2_audio import build_text_backbone  # the tiny checkpoint's own LM as the backbone
 
     tasks = make_tasks(root / "tasks")
     silent = make_tasks(root / "tasks_silent", silent=True)

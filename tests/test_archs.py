@@ -1,4 +1,4 @@
-"""Tiny offline checkpoints per architecture, and the facts table (`lm_eval_audio.archs`) checked
+"""Tiny offline checkpoints per architecture, and the facts table (`lm_eval_audio.arch.facts`) checked
 on the real transformers objects they load into."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import transformers  # noqa: E402
 
-from lm_eval_audio.archs import ARCHS, facts, import_problem  # noqa: E402
-from lm_eval_audio.tiny_archs import BUILDERS, ArchUnavailable, build_arch, omni_model_parts  # noqa: E402
+from lm_eval_audio.arch.facts import ARCHS, facts, import_problem  # noqa: E402
+from lm_eval_audio.tiny.archs import BUILDERS, ArchUnavailable, build_arch, omni_model_parts  # noqa: E402
 
 SR = 16_000
 CONTINUATION = " B C D"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_audio.archs import ARCHS
+from lm_eval_audio.arch.facts import ARCHS
 
 TASKS = ["spoken_mmlu_seed_mc", "asr_synth", "mmlu_seed_mc"]
 SERVED = [a for a, f in ARCHS.items() if f.available and f.prompt_route == "text"]
@@ -24,7 +24,7 @@ def tts_cache(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("arch", SERVED)
 def test_architecture_through_lm_eval(arch, tmp_path_factory, tts_cache, make_cli_env):
-    from lm_eval_audio.tiny_archs import build_arch
+    from lm_eval_audio.tiny.archs import build_arch
 
     tmp = tmp_path_factory.mktemp(f"cli-{arch}")
     model_dir = build_arch(tmp / "model", arch)

@@ -14,7 +14,7 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import CachingLM
 
-from lm_eval_audio.controls import AudioControl, derangement
+from lm_eval_audio.trust.controls import AudioControl, derangement
 from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
 
 CHOICES = [" narrow", " moderate", " wide"]

@@ -6,7 +6,7 @@ import torch
 from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
 from transformers.masking_utils import create_bidirectional_mask
 
-from lm_eval_audio.encoder import audio_token_count, encode_audio, extract_features
+from lm_eval_audio.arch.encoder import audio_token_count, encode_audio, extract_features
 
 
 @pytest.fixture(scope="module")

@@ -126,7 +126,7 @@ def test_default_targets_leave_encoder_alone(tiny_model_dir):
 def test_clip_features_equal_full_window_features(tiny_model_dir):
     from transformers import AutoFeatureExtractor
 
-    from lm_eval_audio.encoder import extract_features
+    from lm_eval_audio.arch.encoder import extract_features
 
     fe = AutoFeatureExtractor.from_pretrained(tiny_model_dir)
     rng = np.random.default_rng(0)
@@ -143,7 +143,7 @@ def test_clip_features_equal_full_window_features(tiny_model_dir):
 def test_label_mask_covers_prompt_and_audio(tiny_model_dir, tmp_path):
     from transformers import AutoFeatureExtractor
 
-    from lm_eval_audio.encoder import audio_token_count
+    from lm_eval_audio.arch.encoder import audio_token_count
 
     tok = _tokenizer(tiny_model_dir)
     fe = AutoFeatureExtractor.from_pretrained(tiny_model_dir)

@@ -20,7 +20,7 @@ LIMIT = 24
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", ["audioflamingo3"])
 def test_adapter_of_another_architecture_scores_as_the_trainer_said(arch, cli_env, tmp_path):
-    from lm_eval_audio.tiny_archs import build_arch
+    from lm_eval_audio.tiny.archs import build_arch
 
     model_dir = build_arch(tmp_path / "model", arch)
     env = dict(cli_env, LM_EVAL_AUDIO_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")

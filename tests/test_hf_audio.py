@@ -109,7 +109,7 @@ def test_context_longer_than_max_length(tiny_model_dir, tmp_path):
     """Text: truncated exactly as lm-eval's `hf` model truncates. Audio: refused by name."""
     from lm_eval.models.huggingface import HFLM
 
-    from lm_eval_audio.tiny import build_text_backbone
+    from lm_eval_audio.tiny.qwen2_audio import build_text_backbone
 
     backbone = build_text_backbone(tiny_model_dir, tmp_path / "lm")
     long_text = " ".join(f"word{i}" for i in range(80)) + " Answer:"

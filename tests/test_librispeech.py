@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lm_eval_audio import wer
+from lm_eval_audio.metrics import wer
 from lm_eval_audio.audio import decode_audio, resample
 from lm_eval_audio.data import librispeech
 

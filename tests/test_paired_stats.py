@@ -114,7 +114,7 @@ def test_paired_wer_bootstrap_by_hand():
 def test_paired_wer_bootstrap_is_corpus_wer_of_each_resample():
     """Each draw's difference equals corpus_wer(b) - corpus_wer(a) over the drawn utterances."""
     from lm_eval_audio.report.stats import paired_wer_bootstrap
-    from lm_eval_audio.wer import corpus_wer
+    from lm_eval_audio.metrics.wer import corpus_wer
 
     rng = np.random.default_rng(11)
     words = "the cat sat on a mat with hat".split()

@@ -10,7 +10,7 @@ import pytest
 @pytest.fixture(scope="module")
 def text_lm_dir(tiny_model_dir, tmp_path_factory):
     """The tiny checkpoint's language model saved as a plain Qwen2 causal LM."""
-    from lm_eval_audio.tiny import build_text_backbone
+    from lm_eval_audio.tiny.qwen2_audio import build_text_backbone
 
     return build_text_backbone(tiny_model_dir, tmp_path_factory.mktemp("text-lm"))
 

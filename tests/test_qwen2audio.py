@@ -17,7 +17,7 @@ from transformers import AutoProcessor
 
 from lm_eval_audio.audio import AudioError
 from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
-from lm_eval_audio.prompts import PromptFormat, build_prompt, render_chat
+from lm_eval_audio.arch.prompts import PromptFormat, build_prompt, render_chat
 
 BASE_CLIP = "<|audio_bos|><|AUDIO|><|audio_eos|>"  # Qwen2-Audio's clip outside a chat
 

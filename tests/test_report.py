@@ -307,7 +307,7 @@ def test_verdict_follows_the_metric_direction(report):
 
 
 def test_asr_paired_wer_whisper_vs_audio_llm_and_adapter_vs_base(seed_runs, report):
-    from lm_eval_audio.wer import corpus_wer
+    from lm_eval_audio.metrics.wer import corpus_wer
 
     asr = _one(report.of_kind(views.ASR), task_a="librispeech_dev_clean_200")
     assert asr.a.config.model == "whisper" and asr.b.config.model == "qwen2audio"

@@ -114,7 +114,7 @@ def seed_run(tiny_model_dir, tmp_path_factory, make_cli_env):
 def test_model_receives_the_seed_strings(seed_run, tiny_model_dir, protocol_strings):
     from transformers import AutoProcessor
 
-    from lm_eval_audio.prompts import PromptFormat, build_prompt
+    from lm_eval_audio.arch.prompts import PromptFormat, build_prompt
 
     results, all_samples = seed_run
     items = seed_mmlu.embedded_items()[:LIMIT]

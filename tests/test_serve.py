@@ -67,7 +67,7 @@ def _audio_sensitive_whisper(src: Path, out: Path, max_new_tokens: int) -> Path:
 
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory) -> Path:
-    from lm_eval_audio.tiny_whisper import build_tiny_whisper
+    from lm_eval_audio.tiny.whisper import build_tiny_whisper
 
     base = build_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper") / "w")
     return _audio_sensitive_whisper(base, base.parent / "w-sharp", max_new_tokens=16)

@@ -7,7 +7,7 @@ import math
 import jiwer
 import pytest
 
-from lm_eval_audio import wer
+from lm_eval_audio.metrics import wer
 
 
 def test_raw_counts_hand_computed():
@@ -143,7 +143,7 @@ def test_yaml_without_aggregation_key_uses_ours():
     code = """
 import datasets
 from lm_eval.api.task import ConfigurableTask
-from lm_eval_audio.wer import METRICS, agg_wer
+from lm_eval_audio.metrics.wer import METRICS, agg_wer
 def load(**kwargs):
     return datasets.DatasetDict({"test": datasets.Dataset.from_list([{"text": "a b"}])})
 task = ConfigurableTask(config=dict(
@@ -240,7 +240,7 @@ def test_normaliser_is_named_with_its_version():
 
 
 def test_seed_wer_hand_worked():
-    from lm_eval_audio.wer import seed_wer
+    from lm_eval_audio.metrics.wer import seed_wer
 
     refs = ["MR. SMITH WENT TO ST. LOUIS.", "HELLO WORLD"]
     hyps = ["Mister Smith went to saint Louis", "hello word"]

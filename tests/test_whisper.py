@@ -16,12 +16,12 @@ from lm_eval.api.instance import Instance
 
 from lm_eval_audio.audio import AudioError, audio_ref
 from lm_eval_audio.models.whisper import WhisperLM
-from lm_eval_audio.wer import corpus_wer
+from lm_eval_audio.metrics.wer import corpus_wer
 
 
 @pytest.fixture(scope="module")
 def tiny_whisper_dir(tmp_path_factory) -> Path:
-    from lm_eval_audio.tiny_whisper import build_tiny_whisper
+    from lm_eval_audio.tiny.whisper import build_tiny_whisper
 
     return build_tiny_whisper(tmp_path_factory.mktemp("tiny-whisper"))
 

@@ -3,7 +3,7 @@
 The seed study asked its models to answer multiple-choice questions in free text. This filter
 turns such answers into letters with explicit rules, strongest evidence first; an answer that
 no rule maps stays unmapped (scored wrong, and counted by the `extraction_failure` metric).
-It never guesses. Optionally an LLM judge (`lm_eval_audio.judge`) is asked about the answers
+It never guesses. Optionally an LLM judge (`lm_eval_audio.filters.judge`) is asked about the answers
 the rules leave unmapped; the share it decides is the `judge_rate` metric.
 
 Registered with lm-eval as filter `choice_letter` (see `lm_eval_audio.registration`).
@@ -163,12 +163,12 @@ class ChoiceFilter(Filter):
     gpt-4o-mini; unset or 0 = off); "off" forces it off. Its verdicts are cached.
     `judge_protocol`: "ours" (default): the judge sees only the answers the rules leave
     unmapped, with our prompt; "seed": the seed study's cleaning, every answer sent with the
-    seed's exact prompt (`lm_eval_audio.judge`), the rules deciding only while the judge is off.
+    seed's exact prompt (`lm_eval_audio.filters.judge`), the rules deciding only while the judge is off.
     """
 
     def __init__(self, judge: str | None = None, judge_protocol: str = "ours", **kwargs) -> None:
         super().__init__(**kwargs)
-        from lm_eval_audio.judge import judge_from_setting
+        from lm_eval_audio.filters.judge import judge_from_setting
 
         self.judge = judge_from_setting(judge, protocol=judge_protocol)
 

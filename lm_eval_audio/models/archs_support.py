@@ -1,4 +1,4 @@
-"""What the hf-audio layer takes from the facts table (`lm_eval_audio.archs`) per architecture.
+"""What the hf-audio layer takes from the facts table (`lm_eval_audio.arch.facts`) per architecture.
 
 Everything else (placeholder, expansion, features, sampling rate, clip limit, chat rendering)
 is read from the checkpoint's processor at load time. From the table:
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import transformers
 
-from lm_eval_audio.archs import ARCHS, import_problem
+from lm_eval_audio.arch.facts import ARCHS, import_problem
 
 
 def kv_reuse(model_type: str) -> bool:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from lm_eval_audio.audio import decode_audio, limit_length
-from lm_eval_audio.prompts import PromptFormat
+from lm_eval_audio.arch.prompts import PromptFormat
 
 logger = logging.getLogger(__name__)
 

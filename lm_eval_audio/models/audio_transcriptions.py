@@ -13,7 +13,7 @@ model_args: `model`, `base_url` (the endpoint, or the server root ending in `/v1
 RTFx here is audio seconds per second of wall clock over the whole `generate_until`, with
 `num_concurrent` requests in flight and the network and the server's queue inside the clock: a
 throughput figure for the deployment, not the per-batch compute time that the local classes
-measure (`lm_eval_audio.rtfx`). Tasks run one after another, so each has its own figure. It is
+measure (`lm_eval_audio.trust.rtfx`). Tasks run one after another, so each has its own figure. It is
 logged and written into the results config (`rtfx`, `rtfx_per_task`, `rtfx_clock: wall`,
 `num_concurrent`).
 """

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 from lm_eval.models.utils_hf import stop_sequences_criteria
 
-from lm_eval_audio.tokens import expand_placeholders
+from lm_eval_audio.arch.tokens import expand_placeholders
 
 
 class _PositionsHead(torch.nn.Module):

@@ -24,15 +24,15 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import Collator
 from tqdm import tqdm
 
-from lm_eval_audio.controls import DEFAULT_SEED
-from lm_eval_audio.identity import checkpoint_fingerprint
+from lm_eval_audio.trust.controls import DEFAULT_SEED
+from lm_eval_audio.trust.identity import checkpoint_fingerprint
 from lm_eval_audio.models import archs_support
-from lm_eval_audio.models._support import AudioModelSupport
+from lm_eval_audio.models.base import AudioModelSupport
 from lm_eval_audio.models.audio_inputs import ProcessorAudio, decode_clips, max_seconds_of, sampling_rate_of
 from lm_eval_audio.models.batching import BatchSize, pack
 from lm_eval_audio.models.forward import generate_batch, score_groups
 from lm_eval_audio.models.requests import check_mode, prepare, request_clips, request_name
-from lm_eval_audio.prompts import MODES, PromptFormat, render_chat, strip_sentinels
+from lm_eval_audio.arch.prompts import MODES, PromptFormat, render_chat, strip_sentinels
 
 logger = logging.getLogger(__name__)
 

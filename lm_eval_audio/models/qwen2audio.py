@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from lm_eval.api.registry import register_model
 
-from lm_eval_audio.encoder import encode_audio, extract_features
+from lm_eval_audio.arch.encoder import encode_audio, extract_features
 from lm_eval_audio.models.audio_inputs import BatchAudio
 from lm_eval_audio.models.hf_audio import HFAudioLM, _as_bool
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from lm_eval.api.instance import Instance
 
 from lm_eval_audio.audio import as_clip_list, clip_key, duration_seconds
-from lm_eval_audio.prompts import PromptFormat, build_prompt, own_text
+from lm_eval_audio.arch.prompts import PromptFormat, build_prompt, own_text
 
 logger = logging.getLogger(__name__)
 

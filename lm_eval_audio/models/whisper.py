@@ -16,8 +16,8 @@ model_args: `pretrained` (hub id or local folder; default `openai/whisper-large-
 `translate`), `num_beams` (default 1: greedy, as lm-eval decodes), `dtype` (transformers:
 auto|float32|float16|bfloat16), `compute_type` (ctranslate2: default|int8|float16|...),
 `cpu_threads` (ctranslate2), `decoding` (see below), `audio_control` / `audio_control_seed` (none |
-silence | shuffle, `lm_eval_audio.controls`), `verify_batch` (rescore N sampled clips alone,
-`lm_eval_audio.verify`), plus lm-eval's `batch_size` and `device`.
+silence | shuffle, `lm_eval_audio.trust.controls`), `verify_batch` (rescore N sampled clips alone,
+`lm_eval_audio.trust.verify`), plus lm-eval's `batch_size` and `device`.
 
 `decoding=` chooses how a clip is decoded:
 - `greedy` (default): one pass at temperature 0, no timestamps, no conditioning on earlier
@@ -37,7 +37,7 @@ The task's text prompt is not used: Whisper conditions on audio only. Each reque
 exactly one clip (`doc_to_audio`), decoded by `lm_eval_audio.audio` when its batch runs.
 Short (<= 30 s) and long clips never share a batch, decided from each clip's decoded length
 (a header can be missing or wrong). Decoding speed is measured as RTFx per task (see
-`lm_eval_audio.rtfx`), logged at the end of `generate_until` and written into the results JSON
+`lm_eval_audio.trust.rtfx`), logged at the end of `generate_until` and written into the results JSON
 through `get_model_info()`.
 """
 
@@ -58,9 +58,9 @@ from lm_eval.models.utils import normalize_gen_kwargs, postprocess_generated_tex
 from tqdm import tqdm
 
 from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, decode_audio, duration_seconds
-from lm_eval_audio.controls import DEFAULT_SEED
-from lm_eval_audio.identity import checkpoint_fingerprint
-from lm_eval_audio.models._support import AudioModelSupport
+from lm_eval_audio.trust.controls import DEFAULT_SEED
+from lm_eval_audio.trust.identity import checkpoint_fingerprint
+from lm_eval_audio.models.base import AudioModelSupport
 
 logger = logging.getLogger(__name__)
 

@@ -140,7 +140,7 @@ def paired_wer_bootstrap(
     WER): each resample draws utterances with replacement (seeded) and takes the difference of
     the two corpus WERs over the same draw; `diff_stderr` is the spread of those differences.
     """
-    from lm_eval_audio.wer import paired_bootstrap_wer
+    from lm_eval_audio.metrics.wer import paired_bootstrap_wer
 
     w = paired_bootstrap_wer(references, hypotheses_a, hypotheses_b, iters=n_resamples, seed=seed,
                              confidence=confidence, normalise=normalise)

@@ -35,8 +35,8 @@ import numpy as np
 from lm_eval.api.instance import Instance
 
 from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio
-from lm_eval_audio.identity import identity_digest
-from lm_eval_audio.rtfx import RTFxByTask
+from lm_eval_audio.trust.identity import identity_digest
+from lm_eval_audio.trust.rtfx import RTFxByTask
 from lm_eval_audio.serve.wire import WAV_SUBTYPES
 from lm_eval_audio.openai_client import KEY_ENV, find_api_key, redact
 

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 @lru_cache(maxsize=1)
 def _our_task_names() -> frozenset[str]:
-    from lm_eval_audio._hook import tasks_dir
+    from lm_eval_audio.files import tasks_dir
 
     return frozenset(p.stem for p in tasks_dir().rglob("*.yaml"))
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from lm_eval_audio.audio import SAMPLE_RATE
-from lm_eval_audio.prompts import AUDIO_PLACEHOLDER
+from lm_eval_audio.arch.prompts import AUDIO_PLACEHOLDER
 
 CLIP_REF = "lm_eval_audio_clip"
 WAV_SUBTYPES = ("FLOAT", "PCM_16")

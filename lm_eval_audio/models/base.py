@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lm_eval_audio.controls import DEFAULT_SEED, AudioControl
-from lm_eval_audio.identity import identity_digest, scoring_args
-from lm_eval_audio.rtfx import RTFxByTask
-from lm_eval_audio.verify import BatchVerification
+from lm_eval_audio.trust.controls import DEFAULT_SEED, AudioControl
+from lm_eval_audio.trust.identity import identity_digest, scoring_args
+from lm_eval_audio.trust.rtfx import RTFxByTask
+from lm_eval_audio.trust.verify import BatchVerification
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ class AudioModelSupport:
     # -- results file --------------------------------------------------------------------
     def protocol_info(self) -> dict[str, Any]:
         """Fields for `get_model_info()`, i.e. the results file's `config`."""
-        from lm_eval_audio.judge import judge_settings
-        from lm_eval_audio.wer import normaliser_info
+        from lm_eval_audio.filters.judge import judge_settings
+        from lm_eval_audio.metrics.wer import normaliser_info
 
         return {
             **self.control.as_dict(),

@@ -1,10 +1,10 @@
 """Random tiny checkpoints of every audio-LLM architecture, built offline and deterministically.
 
 `lm-eval-audio make-tiny-model DIR --arch NAME` dispatches here. Each builder makes a tokenizer
-(the byte-level BPE of `tiny.train_tokenizer`, with the architecture's special tokens), the
+(the byte-level BPE of `tiny.tokenizer.train_tokenizer`, with the architecture's special tokens), the
 architecture's processor with a chat template, and a random model of a few hundred thousand
 parameters; `_save` writes them the same way for every architecture, so two builds with the same
-seed are byte-identical. `qwen2_audio` is `tiny.build_tiny_model`, unchanged.
+seed are byte-identical. `qwen2_audio` is `tiny.qwen2_audio.build_tiny_model`, unchanged.
 
 An architecture whose processor or model cannot be built in this environment raises
 `ArchUnavailable` naming it and the reason (for example a backend that has no CPU build here).
@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_eval_audio.archs import import_problem
-from lm_eval_audio.tiny import build_tiny_model, train_bpe, train_tokenizer
+from lm_eval_audio.arch.facts import import_problem
+from lm_eval_audio.tiny.qwen2_audio import build_tiny_model
+from lm_eval_audio.tiny.tokenizer import train_bpe, train_tokenizer
 
 logger = logging.getLogger(__name__)
 

@@ -2,35 +2,17 @@
 
 `tiny` (~0.3 M parameters, < 2 MB) keeps tests and the demo fast; `small` (Whisper-tiny-sized
 encoder, ~26 M-parameter language model) makes compute, not start-up, dominate benchmarks.
-The tokenizer is a byte-level BPE trained here on a few lines of English, so every text is
-encodable; the answer letters and digits used by our tasks are single tokens.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_audio.tiny.tokenizer import train_tokenizer
+
 logger = logging.getLogger(__name__)
-
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>"]
-
-# Text the BPE is trained on: enough English for sensible merges, and the answer forms our
-# tasks score (" A".." D", "0".."2", label words) so each is one token.
-_CORPUS = [
-    "The following are multiple choice questions (with answers) about general knowledge.",
-    "Answer: A", "Answer: B", "Answer: C", "Answer: D", " A", " B", " C", " D",
-    "Answer with the letter of the correct option. The answer is",
-    "Transcribe the audio: and so my fellow americans ask not what your country can do for you",
-    "Detect the language and recognize the speech: <|en|>",
-    "Classify the pitch range of the singing: answer 0 for narrow, 1 for moderate and 2 for wide.",
-    "narrow moderate wide 0 1 2 3 4 5 6 7 8 9",
-    "You are a helpful assistant. system user assistant Audio 1: Audio 2:",
-    "the quick brown fox jumps over the lazy dog while the printer prints a question of history",
-    "what which who where when why how is are was were be been of to in for on with at by from",
-]
 
 
 @dataclass(frozen=True)
@@ -56,55 +38,6 @@ SIZES = {
     "small": ModelSize(vocab_size=2000, enc_d_model=384, enc_layers=4, enc_heads=6, enc_ffn=1536,
                        hidden=512, layers=8, heads=8, kv_heads=4, intermediate=1408),
 }
-
-
-def train_bpe(vocab_size: int, special_tokens: list[str]):
-    """The byte-level BPE (a `tokenizers.Tokenizer`) trained deterministically on `_CORPUS`."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=special_tokens,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(_CORPUS * 20, trainer=trainer)
-    return tok
-
-
-def train_tokenizer(
-    vocab_size: int,
-    special_tokens: list[str] = SPECIAL_TOKENS,
-    *,
-    eos_token: str = "<|im_end|>",
-    pad_token: str = "<|endoftext|>",
-    bos_token: str | None = None,
-    named_tokens: dict[str, str] | None = None,
-):
-    """A deterministic byte-level BPE trained on `_CORPUS`, as a transformers tokenizer.
-
-    The defaults are Qwen2-Audio's special tokens. `special_tokens[0]` is the padding/text-end
-    token; the rest are registered as additional special tokens. `named_tokens` maps attribute
-    names a processor reads from its tokenizer (`audio_token`, ...) to tokens of `special_tokens`.
-    """
-    from transformers import PreTrainedTokenizerFast
-
-    tok = train_bpe(vocab_size, special_tokens)
-    extra = {"extra_special_tokens": named_tokens} if named_tokens else {}
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token=eos_token,
-        pad_token=pad_token,
-        unk_token=None,
-        bos_token=bos_token,
-        additional_special_tokens=special_tokens[1:],
-        model_max_length=32768,
-        padding_side="left",
-        **extra,
-    )
 
 
 def build_tiny_model(output_dir: str | Path, size: str = "tiny", seed: int = 0) -> Path:
@@ -173,23 +106,3 @@ def build_text_backbone(audio_model_dir: str | Path, output_dir: str | Path) -> 
     AutoTokenizer.from_pretrained(audio_model_dir).save_pretrained(out)
     logger.info("wrote the text backbone of %s to %s", audio_model_dir, out)
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from lm_eval_audio.tiny_archs import BUILDERS
-
-    parser.add_argument("output_dir", help="directory to write the checkpoint to")
-    parser.add_argument("--arch", choices=list(BUILDERS), default="qwen2_audio",
-                        help="architecture (default qwen2_audio; --size small exists for qwen2_audio only)")
-    parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args: argparse.Namespace) -> int:
-    from lm_eval_audio.tiny_archs import ArchUnavailable, build_arch
-
-    try:
-        build_arch(args.output_dir, arch=getattr(args, "arch", "qwen2_audio"), size=args.size, seed=args.seed)
-    except ArchUnavailable as err:
-        raise SystemExit(f"make-tiny-model: {err}") from err
-    return 0

@@ -111,7 +111,7 @@ ARCHS: dict[str, ArchFacts] = {
         notes=(
             "forward has no logits_to_keep parameter: it is swallowed by **kwargs and every position's "
             "logits come back (slice them yourself, or call model.model + lm_head on the scored positions)",
-            "the encoder only takes the full 30 s window (3000 frames); see lm_eval_audio.encoder",
+            "the encoder only takes the full 30 s window (3000 frames); see lm_eval_audio.arch.encoder",
         ),
     ),
     "audioflamingo3": ArchFacts(

@@ -1,0 +1,1 @@
+"""Metrics our tasks report (WER and its normaliser)."""
