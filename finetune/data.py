@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lm_eval_audio.audio import AudioError, as_clip_list
+from lm_eval_audio.audio import AudioError, as_clip_list, clip_transcript
 from lm_eval_audio.arch.prompts import PromptFormat, build_prompt, render_chat
 
 from finetune.config import DataConfig
@@ -138,7 +138,8 @@ def task_examples(data: DataConfig, processor) -> list[Example]:
                 target = task.doc_to_choice(doc)[target]
             answer = f"{task.config.target_delimiter}{target}"
         clips = as_clip_list(args[2].get("audio")) if len(args) > 2 and isinstance(args[2], dict) else []
-        prompt = build_prompt(args[0], len(clips), fmt, mode=data.mode, name=name)
+        prompt = build_prompt(args[0], len(clips), fmt, mode=data.mode, name=name,
+                              spoken=[clip_transcript(c) for c in clips])
         if data.mode == "text":
             clips = []
         examples.append(Example(name=name, prompt=prompt, answer=answer, clips=clips, append_eos=append_eos))

@@ -17,7 +17,7 @@ post-import hook that acts only when a process imports lm-eval itself:
   full request list before cached requests are filtered out (the shuffle control needs it);
 - after `lm_eval.api.task` loads, a task with audio (`doc_to_audio`) refuses `num_fewshot` > 0:
   lm-eval gives only the scored document its audio, so every example would be text without its
-  clip;
+  clip (unless its audio function says its examples are text by design: a spoken twin's);
 - after `lm_eval.tasks.manager` loads, every `TaskManager` also indexes our `tasks/` folder;
 - after `lm_eval.api.metrics` (and `lm_eval.evaluator_utils`, which imports it by name) loads,
   `stderr_for_metric` gives an aggregation that carries a `bootstrap_stderr(items, iters)`
@@ -25,7 +25,9 @@ post-import hook that acts only when a process imports lm-eval itself:
   lm-eval bootstraps only a fixed list of its own aggregations and reports "N/A" otherwise.
 - after `lm_eval.api.task` loads, what our task loaders record about their data (source, TTS
   settings; `data._common.record_protocol`) goes into the task's `metadata.protocol`, with the
-  number and a content hash of the items scored, so the results JSON says how it was made.
+  number and a content hash of the items scored, so the results JSON says how it was made; a
+  `doc_to_audio` with a `for_task` attribute (a spoken twin's) is bound to its task there too,
+  and what it records goes the same way.
 """
 
 from __future__ import annotations
@@ -122,7 +124,9 @@ def _patch_fewshot_on_audio(task_module) -> None:
 
     def build_all_requests(self, *args, **kwargs):
         shots = self.config.num_fewshot or 0
-        if getattr(self.config, "doc_to_audio", None) and shots > 0:
+        audio = getattr(self.config, "doc_to_audio", None)
+        # A spoken twin's examples are text by design (`text_fewshot`): only its document is spoken.
+        if audio and shots > 0 and not getattr(audio, "text_fewshot", False):
             raise ValueError(
                 f"{self.config.task}: num_fewshot={shots} on a task with audio: lm-eval gives only the scored "
                 f"document its audio, so the {shots} example(s) would be text without their clips. "
@@ -186,6 +190,13 @@ def _patch_task_protocol(task_module) -> None:
     def download(self, *args, **kwargs):
         original_download(self, *args, **kwargs)
         protocol = getattr(getattr(self, "dataset", None), attr, None)
+        bind = getattr(getattr(self.config, "doc_to_audio", None), "for_task", None)
+        if callable(bind):
+            # An audio function that needs its task, not only the document (a spoken twin speaks
+            # the prompt the task renders): bound here, as the task loads. What it records joins
+            # what the task's own loader recorded (whose facts about the data win).
+            self.config.doc_to_audio, facts = bind(self)
+            protocol = {**facts, **(protocol or {})}
         if protocol is not None:
             self._lm_eval_audio_protocol = protocol
 

@@ -52,6 +52,17 @@ def audio_ref(path: str | os.PathLike) -> dict:
     return {"path": str(p), "sha256": file_digest(p)}
 
 
+# Key of a clip reference holding the text the clip speaks, where that text also stands in the
+# request's context (a spoken twin's prompt): `mode=audio` removes exactly that text, nothing else.
+TRANSCRIPT = "transcript"
+
+
+def clip_transcript(item: AudioItem) -> str | None:
+    """The text a clip says it speaks (its `transcript` entry), or None."""
+    text = item.get(TRANSCRIPT) if isinstance(item, dict) else None
+    return text if isinstance(text, str) and text.strip() else None
+
+
 def as_clip_list(audio: Any) -> list:
     """Normalise a request's audio argument (one clip or a list of clips) to a list."""
     if audio is None:

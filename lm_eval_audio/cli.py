@@ -19,6 +19,7 @@ from lm_eval_audio import plugins
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "make-tiny-model": ("lm_eval_audio.tiny.cli", "build a random tiny checkpoint of an audio LLM offline"),
     "synth": ("lm_eval_audio.tts.cli", "synthesise the speech clips of a spoken task"),
+    "speak": ("lm_eval_audio.twin.cli", "write the spoken twin of any lm-eval task, paired item by item with it"),
     "report": ("lm_eval_audio.report.cli", "compare lm-eval result folders in one report"),
     "reproduce": ("lm_eval_audio.reproduce", "run the seed study's experiments and report"),
 }

@@ -55,7 +55,7 @@ def test_finetune_subcommands_arrive_through_entry_points(name):
 FLOORS: list[set[str]] = [
     {"audio", "files", "openai_client"},  # shared utilities
     {"arch", "trust", "metrics", "tts"},  # how architectures take audio; what runs record; metrics; speech
-    {"data"},
+    {"data", "twin"},  # task data; spoken twins of any task
     {"filters"},
     {"serve"},
     {"models"},

@@ -115,13 +115,17 @@ def strip_sentinels(text: str) -> str:
     return text
 
 
-def build_prompt(context: str, n_clips: int, fmt: PromptFormat, *, mode: str = "auto", name: str = "request") -> str:
+def build_prompt(context: str, n_clips: int, fmt: PromptFormat, *, mode: str = "auto", name: str = "request",
+                 spoken: list[str | None] | None = None) -> str:
     """Return the prompt text with one `fmt.placeholder` per clip, placed for the given mode.
 
     - `auto`/`audio` with clips: `<audio>` placeholders are replaced in order; with none,
       the clips are put first (in a chat-formatted context: first in the last user turn).
     - `audio`: the context's own text is dropped (audio only, as the seed's spoken-MMLU run);
-      chat framing (system turn, generation prompt) is kept.
+      chat framing (system turn, generation prompt) is kept. When the clips name the text they
+      speak (`spoken`, one per clip: a spoken twin's clips), only that text is removed, each
+      clip taking its text's place; the rest of the context (instructions, few-shot examples,
+      description) stays text.
     - `text` (or no clips): placeholders are removed and the text is used as is.
     `name` identifies the request in errors.
     """
@@ -139,7 +143,10 @@ def build_prompt(context: str, n_clips: int, fmt: PromptFormat, *, mode: str = "
             f"{name}: context has {n_placeholders} {AUDIO_PLACEHOLDER} placeholders for {n_clips} audio clips"
         )
 
-    if mode == "audio":
+    if mode == "audio" and spoken and any(spoken):
+        context = _spoken_to_placeholders(context, spoken, n_clips, name)
+        n_placeholders = n_clips
+    elif mode == "audio":
         if not chat:
             return fmt.base_clip * n_clips
         # Exactly the chat template's rendering of a user turn holding only audio items.
@@ -156,6 +163,35 @@ def build_prompt(context: str, n_clips: int, fmt: PromptFormat, *, mode: str = "
     if chat:
         return strip_sentinels(context.replace(CLIP_SLOT, fmt.chat_clips(n_clips), 1))
     return fmt.base_clip * n_clips + context
+
+
+def _spoken_to_placeholders(context: str, spoken: list[str | None], n_clips: int, name: str) -> str:
+    """`context` with each clip's spoken text replaced by an `<audio>` placeholder, inside the
+    document's own text (the last user turn of a chat-formatted context)."""
+    if len(spoken) != n_clips or not all(spoken):
+        raise ValueError(f"{name}: {sum(1 for t in spoken if t)} of {n_clips} clips name the text they speak; "
+                         "a request's clips must all name it or none")
+    if AUDIO_PLACEHOLDER in context:
+        raise ValueError(f"{name}: the context has {AUDIO_PLACEHOLDER} placeholders and clips that name their "
+                         "text: only one of the two can say where the clips go")
+    start, end = 0, len(context)
+    if TEXT_OPEN in context:
+        start, end = context.index(TEXT_OPEN) + len(TEXT_OPEN), context.index(TEXT_CLOSE)
+    region = context[start:end]
+    # Right to left, each before the next: few-shot examples precede the document, so the
+    # document's own text is the last occurrence.
+    limit = len(region)
+    for text in reversed(spoken):
+        for candidate in dict.fromkeys((text, text.strip())):
+            at = region.rfind(candidate, 0, limit)
+            if at >= 0:
+                break
+        if at < 0:
+            raise ValueError(f"{name}: mode=audio: the text its clip speaks ({text[:60]!r}) is not in the "
+                             "context, so it cannot be removed from it")
+        region = region[:at] + AUDIO_PLACEHOLDER + region[at + len(candidate):]
+        limit = at
+    return context[:start] + region + context[end:]
 
 
 def own_text(context: str) -> str:

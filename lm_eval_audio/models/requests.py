@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from lm_eval.api.instance import Instance
 
-from lm_eval_audio.audio import as_clip_list, clip_key, duration_seconds
+from lm_eval_audio.audio import as_clip_list, clip_key, clip_transcript, duration_seconds
 from lm_eval_audio.arch.prompts import PromptFormat, build_prompt, own_text
 
 logger = logging.getLogger(__name__)
@@ -57,12 +57,18 @@ def request_name(req: Instance) -> str:
 def check_mode(requests: list[Instance], mode: str, model: str) -> int:
     """mode=text must leave a question; mode=audio says what text it drops.
 
-    Returns the number of documents whose own text mode=audio dropped.
+    Returns the number of documents whose own text mode=audio dropped (for clips that name the
+    text they speak: whose spoken text it removed).
     """
     texts: dict[str, dict] = {}  # task -> doc_id -> own text, for requests that carry audio
+    spoken: dict[str, dict] = {}  # the same for clips that name the text they speak: that text
     for req in requests:
-        if request_clips(req):
+        clips = request_clips(req)
+        if clips:
             texts.setdefault(req.task_name or "request", {}).setdefault(req.doc_id, own_text(req.args[0]))
+            said = [t for t in map(clip_transcript, clips) if t]
+            if said:
+                spoken.setdefault(req.task_name or "request", {}).setdefault(req.doc_id, " / ".join(said))
     if mode == "text":
         for task, by_doc in texts.items():
             blank = [d for d, t in by_doc.items() if not t]
@@ -75,14 +81,22 @@ def check_mode(requests: list[Instance], mode: str, model: str) -> int:
                     f"task's text twin (mmlu_twin_* for spoken_mmlu_*)"
                 )
     elif mode == "audio":
-        dropped = [(task, d, t) for task, by_doc in texts.items() for d, t in by_doc.items() if t]
+        dropped = [(task, d, t) for task, by_doc in texts.items() for d, t in by_doc.items()
+                   if t and d not in spoken.get(task, {})]
+        removed = [(task, d, t) for task, by_doc in spoken.items() for d, t in by_doc.items()]
+        if removed:
+            task, doc, text = removed[0]
+            logger.warning(
+                "%s mode=audio: the spoken text of %d document(s) was removed from their context, the model "
+                "hears it instead (e.g. %s doc %s: %r)", model, len(removed), task, doc, text[:80],
+            )
         if dropped:
             task, doc, text = dropped[0]
             logger.warning(
                 "%s mode=audio: the text of %d document(s) was dropped, the model hears the audio "
                 "only (e.g. %s doc %s: %r)", model, len(dropped), task, doc, text[:80],
             )
-            return len(dropped)
+        return len(dropped) + len(removed)
     return 0
 
 
@@ -95,7 +109,8 @@ def prepare(lm, requests: list[Instance], fmt: PromptFormat, *, mode: str, gener
         req = requests[i]
         name = request_name(req)
         clips = [] if mode == "text" else request_clips(req)
-        prompt = build_prompt(req.args[0], len(clips), fmt, mode=mode, name=name)
+        prompt = build_prompt(req.args[0], len(clips), fmt, mode=mode, name=name,
+                              spoken=[clip_transcript(c) for c in clips])
         r = AudioRequest(index=i, name=name, prompt=prompt, clips=clips,
                          clip_keys=tuple(clip_key(c) for c in clips), task=req.task_name or "request")
         if generation:

@@ -7,7 +7,9 @@ task names the document field that identifies an item in its metadata: `item_key
 runs are paired on that field, so a spoken task whose documents come in another order than its
 text twin still pairs question with question. Where the documents lack the field (or the task
 names none), pairing falls back to doc_id and the comparison says so; then documents whose
-content hash (`doc_hash`) differs are left out and counted, never paired.
+content hash (`doc_hash`) differs are left out and counted, never paired. A spoken twin
+(`lm-eval-audio speak`) holds its original's documents: the two pair by the original's task and
+doc_id, which is then the items' identity, and a document that differs is left out the same way.
 """
 
 from __future__ import annotations
@@ -105,6 +107,18 @@ def item_key_of(result: TaskResult) -> str | None:
     return str(key) if key else None
 
 
+def twin_original(a: TaskResult, b: TaskResult) -> str | None:
+    """The original task when one of `a`, `b` is the other's spoken twin (its metadata
+    `spoken_twin.task` names the other), else None. A twin holds its original's documents in
+    the original's order, so an item is identified by the original's task name and document id
+    (or by the item_key both declare)."""
+    for twin, other in ((a, b), (b, a)):
+        spec = twin.metadata.get("spoken_twin")
+        if isinstance(spec, dict) and spec.get("task") == other.task:
+            return other.task
+    return None
+
+
 def load_items(result: TaskResult, filter_key: str, key: str | None) -> Items:
     """A task's items keyed by `key` (a document field), or by doc_id when `key` is None or a
     document lacks it. Raises ResultsError when the task has no samples log or an item id repeats."""
@@ -147,14 +161,20 @@ def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, I
     """Load and pair the items of two task results (filters `fa`, `fb`).
 
     Both tasks must name the same item_key; if either names none, or any document lacks the
-    field, both sides are keyed by doc_id and the pairing carries a note saying why.
+    field, both sides are keyed by doc_id and the pairing carries a note saying why. A spoken
+    twin and its original that name none pair by the original's document id, which is their
+    identity (no note); a document whose content differs between the two is left out.
     """
     ka, kb = item_key_of(a), item_key_of(b)
     key = ka if ka == kb else None
+    original = twin_original(a, b)
     ia, ib = load_items(a, fa, key), load_items(b, fb, key)
     note = None
+    label = None
     if ka != kb:
         note = (f"paired by doc_id: {a.task} names item_key {ka!r} and {b.task} names {kb!r}")
+    elif original is not None and key is None:
+        label = f"doc_id of {original}"  # the twin's identity: its original's task and document id
     elif ia.key == DOC_ID or ib.key == DOC_ID:
         reason = ia.fallback_reason or ib.fallback_reason
         ia, ib = load_items(a, fa, None), load_items(b, fb, None)
@@ -167,7 +187,8 @@ def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, I
         rb = ib.by_key.get(item)
         if rb is None:
             continue
-        other_doc = a.task == b.task and ra.doc_hash and rb.doc_hash and ra.doc_hash != rb.doc_hash
+        same_docs = a.task == b.task or original is not None
+        other_doc = same_docs and ra.doc_hash and rb.doc_hash and ra.doc_hash != rb.doc_hash
         if same_format and ra.target.strip() != rb.target.strip():
             mismatched.append(item)
         elif by_doc_id and other_doc:
@@ -178,4 +199,4 @@ def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, I
                 differs.append(item)  # the same item by identity, its document changed (task version, clip)
     only_a = [k for k in ia.by_key if k not in ib.by_key]
     only_b = [k for k in ib.by_key if k not in ia.by_key]
-    return ia, ib, Pairing(ia.key, common, only_a, only_b, mismatched, note, differs)
+    return ia, ib, Pairing(label or ia.key, common, only_a, only_b, mismatched, note, differs)

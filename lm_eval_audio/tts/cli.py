@@ -13,10 +13,8 @@ import logging
 logger = logging.getLogger(__name__)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of the `synth` subcommand."""
-    parser.add_argument("--task", required=True, action="append",
-                        help="lm-eval task or group with doc_to_audio (e.g. spoken_mmlu_seed); repeatable")
+def add_tts_arguments(parser: argparse.ArgumentParser) -> None:
+    """The speech settings (shared by `synth` and `speak`)."""
     parser.add_argument("--backend", choices=["espeak", "openai"], default=None,
                         help="speech engine (default: $LM_EVAL_AUDIO_TTS_BACKEND, else espeak)")
     parser.add_argument("--voice", default=None, help="espeak voice (en-us) or OpenAI voice (alloy)")
@@ -25,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=int, default=None, help="espeak words per minute (default 175)")
     parser.add_argument("--cache-dir", default=None, help="clip cache (default $LM_EVAL_AUDIO_TTS_CACHE or ~/.cache/lm_eval_audio/tts)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N documents of each task")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of the `synth` subcommand."""
+    parser.add_argument("--task", required=True, action="append",
+                        help="lm-eval task or group with doc_to_audio (e.g. spoken_mmlu_seed); repeatable")
+    add_tts_arguments(parser)
     parser.add_argument("--mmlu-path", default=None,
                         help="MMLU source: a folder in the original CSV layout or a hub id (default cais/mmlu)")
     parser.add_argument("--include-path", default=None,
@@ -32,21 +37,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="synthesise nothing; count the missing clips")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Synthesise the clips of the requested tasks; returns 1 when any clip failed."""
-    from lm_eval.tasks import TaskManager
-    from tqdm import tqdm
-
-    from . import ClipMissingError, Synthesizer, TTSConfig, use_synthesizer
+def tts_config(args: argparse.Namespace, *, check: bool = False):
+    """The TTSConfig the command-line settings ask for (`check`: synthesise nothing)."""
+    from . import TTSConfig
 
     config = TTSConfig.from_env(backend=args.backend, voice=args.voice, model=args.model,
                                 instructions=args.instructions, rate=args.rate, cache_dir=args.cache_dir)
-    config = config.with_(synthesize=not args.check)
-    metadata = {"mmlu_path": args.mmlu_path} if args.mmlu_path else {}
-    # Indexing lm-eval's thousands of built-in YAMLs costs tens of seconds and none of them is
-    # spoken; the startup hook adds this package's tasks/ folder to every TaskManager.
-    manager = TaskManager(include_path=args.include_path, include_defaults=False, metadata=metadata)
-    tasks = list(manager.load(args.task)["tasks"].values())
+    return config.with_(synthesize=not check)
+
+
+def synthesise(tasks: list, config, *, limit: int | None = None) -> int:
+    """Ask every document of `tasks` for its audio, so each clip the evaluation will request is
+    in the cache (`config.synthesize` False: only count the missing ones). Returns 1 when any
+    clip is missing or failed, else 0; the counts are logged."""
+    from tqdm import tqdm
+
+    from . import ClipMissingError, Synthesizer, use_synthesizer
+
     synth = Synthesizer(config)
     failures: list[str] = []
     missing = 0
@@ -57,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
             if not task.config.doc_to_audio:
                 raise SystemExit(f"task {name} has no doc_to_audio: nothing to synthesise")
             docs = list(task.eval_docs)
-            if args.limit is not None:
-                docs = docs[: args.limit]
-            for doc_id, doc in enumerate(tqdm(docs, desc=name, unit="doc")):
+            if limit is not None:
+                docs = docs[:limit]
+            for doc_id, doc in enumerate(tqdm(docs, desc=f"speech of {name}", unit="doc")):
                 try:
                     task.doc_to_audio(doc)
                 except ClipMissingError:
@@ -67,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 except Exception as e:  # one bad item must not stop the other clips; all are listed below
                     failures.append(f"{name} doc {doc_id}: {e}")
     s = synth.stats
-    if args.check:
+    if not config.synthesize:
         logger.info("check: %d clips present, %d missing", s.reused, missing)
         return 1 if missing else 0
     logger.info("synth done: made %d, reused %d, failed %d", s.made, s.reused, len(failures))
@@ -76,3 +83,16 @@ def run(args: argparse.Namespace) -> int:
     if len(failures) > 20:
         logger.error("... and %d more failures", len(failures) - 20)
     return 1 if failures else 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Synthesise the clips of the requested tasks; returns 1 when any clip failed."""
+    from lm_eval.tasks import TaskManager
+
+    config = tts_config(args, check=args.check)
+    metadata = {"mmlu_path": args.mmlu_path} if args.mmlu_path else {}
+    # Indexing lm-eval's thousands of built-in YAMLs costs tens of seconds and none of them is
+    # spoken; the startup hook adds this package's tasks/ folder to every TaskManager.
+    manager = TaskManager(include_path=args.include_path, include_defaults=False, metadata=metadata)
+    tasks = list(manager.load(args.task)["tasks"].values())
+    return synthesise(tasks, config, limit=args.limit)
