@@ -254,12 +254,11 @@ def runs(tiny_model_dir, src, twins, env, prompts, tmp_path_factory):
 
 
 def test_mode_audio_removes_the_spoken_part_only(runs, src, env):
-    docs = {"qa_mc": QA, "qa_ll": SHORT, "qa_gen": SHORT}
     seen = {}
     for task, doc_id, prompt, clip_list in runs["audio_prompts"]:
         (clip,) = clip_list
         original = PAIRS[task]
-        question = docs[original][doc_id]["question"] if original == "qa_mc" else docs[original][doc_id][1]
+        question = QA[doc_id]["question"] if original == "qa_mc" else SHORT[doc_id][1]
         assert question in clip[TRANSCRIPT] and question not in prompt
         # the whole prompt is spoken: the model receives its clip and nothing of the prompt's text
         assert prompt == BASE_CLIP, (task, prompt)
@@ -391,7 +390,7 @@ def test_builtin_arc_easy_twin_over_a_local_copy(tmp_path, env):
 
 def test_what_cannot_be_spoken_is_refused_by_name(src, twins, tmp_path, env, caplog):
     from lm_eval_audio.twin.cli import plan
-    from lm_eval_audio.twin.configs import SpeakError, UnknownName
+    from lm_eval_audio.twin.configs import SpeakError, UnknownName, plan_twins
 
     with pytest.raises(SpeakError, match="qa_rolling: output type loglikelihood_rolling"):
         plan(["qa_rolling"], tmp_path, include_path=str(src))
@@ -400,8 +399,6 @@ def test_what_cannot_be_spoken_is_refused_by_name(src, twins, tmp_path, env, cap
     with pytest.raises(SpeakError, match=r"spoken_qa_mc already names .*--prefix"):
         plan(["qa_mc"], tmp_path, include_path=str(src))  # another folder's twin would be shadowed
     with pytest.raises(UnknownName, match="no task, group or tag named 'qa_nope'"):
-        from lm_eval_audio.twin.configs import plan_twins
-
         plan_twins(["qa_nope"], manager(src).task_index, output=tmp_path)
     # a question field the documents lack: each document's failure is named, and the command fails
     caplog.set_level(logging.ERROR, logger="lm_eval_audio")

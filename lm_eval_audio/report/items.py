@@ -180,6 +180,7 @@ def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, I
         ia, ib = load_items(a, fa, None), load_items(b, fb, None)
         note = f"paired by doc_id ({reason})"
     by_doc_id = ia.key == DOC_ID
+    same_docs = a.task == b.task or original is not None  # documents that must be equal under one id
     # Targets are comparable only between tasks that state them the same way (MC: index, gen: text).
     same_format = a.output_type == b.output_type
     common, mismatched, differs = [], [], []
@@ -187,7 +188,6 @@ def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, I
         rb = ib.by_key.get(item)
         if rb is None:
             continue
-        same_docs = a.task == b.task or original is not None
         other_doc = same_docs and ra.doc_hash and rb.doc_hash and ra.doc_hash != rb.doc_hash
         if same_format and ra.target.strip() != rb.target.strip():
             mismatched.append(item)
