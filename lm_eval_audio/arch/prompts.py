@@ -35,26 +35,37 @@ _PROBE = "\u2063probe\u2063"
 class PromptFormat:
     """How one model's processor writes audio into text.
 
-    `placeholder` is the token the processor expands to a clip's audio positions;
-    `base_clip` the text of one clip outside a chat (the placeholder with the processor's
-    begin/end-of-audio tokens around it, where it has them); `processor` renders chat clips.
+    `placeholder` is the token the processor repeats to a clip's audio positions; `processor_clip`
+    the text of one clip as a processor takes it (the placeholder with the processor's
+    begin/end-of-audio tokens around it, where it has them); `expansion` what the processor turns
+    one placeholder into, with the run of placeholders collapsed to one (the placeholder itself,
+    or for Gemma 3n `\\n\\n<start_of_audio><audio_soft_token><end_of_audio>\\n\\n`): prompts carry
+    it, so their ids are the processor's once the placeholder is repeated. `processor` renders chat clips.
     """
 
     placeholder: str
-    base_clip: str
-    processor: object | None = None
+    processor_clip: str
+    expansion: str = ""
+    processor: object | None = field(default=None, repr=False)
     _chat_clips: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def base_clip(self) -> str:
+        """The text of one clip outside a chat, as the model's prompt carries it."""
+        return self.processor_clip.replace(self.placeholder, self.expansion or self.placeholder)
 
     @classmethod
     def from_processor(cls, processor) -> PromptFormat:
-        """The format of a transformers processor that takes audio (reads `audio_token`)."""
+        """The format of a transformers processor that takes audio (reads `audio_token`; the
+        expansion of one placeholder is read off the processor's output for a second of silence)."""
         token = getattr(processor, "audio_token", None) or getattr(
             getattr(processor, "tokenizer", None), "audio_token", None)
         if not token:
             raise ValueError(f"{type(processor).__name__} has no audio_token: it does not take audio")
         bos = getattr(processor, "audio_bos_token", None) or ""
         eos = getattr(processor, "audio_eos_token", None) or ""
-        return cls(placeholder=token, base_clip=f"{bos}{token}{eos}", processor=processor)
+        return cls(placeholder=token, processor_clip=f"{bos}{token}{eos}", expansion=_expansion(processor, token),
+                   processor=processor)
 
     def chat_clips(self, n: int) -> str:
         """What the processor's chat template renders for `n` audio items opening a user turn.
@@ -77,12 +88,29 @@ class PromptFormat:
                 raise ValueError(
                     f"{type(self.processor).__name__}'s chat template does not render audio items before a "
                     f"turn's text; put <audio> where each clip goes in the task's prompt")
-            self._chat_clips[n] = with_audio[len(without):]
+            self._chat_clips[n] = with_audio[len(without):].replace(self.placeholder, self.expansion or self.placeholder)
         return self._chat_clips[n]
 
     def chat_clip(self, i: int) -> str:
         """The rendering of the i-th (1-based) of several clips, for an `<audio>` placeholder."""
         return self.chat_clips(i)[len(self.chat_clips(i - 1)) if i > 1 else 0:]
+
+
+def _expansion(processor, token: str) -> str:
+    """What `processor` turns one `token` into (for a second of silence), the token run collapsed."""
+    import numpy as np
+
+    extractor = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
+    sampling_rate = int(extractor.sampling_rate)
+    tokenizer = processor.tokenizer
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    ids = processor(text=[token], audio=[np.zeros(sampling_rate, dtype=np.float32)], sampling_rate=sampling_rate,
+                    return_tensors="pt")["input_ids"][0].tolist()
+    added = tokenizer("")["input_ids"]  # what the tokenizer adds to any text (a BOS), not the expansion's
+    if added and ids[: len(added)] == added:
+        ids = ids[len(added):]
+    collapsed = [t for i, t in enumerate(ids) if t != token_id or i == 0 or ids[i - 1] != token_id]
+    return tokenizer.decode(collapsed, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
 def _render(processor, messages: list[dict], add_generation_prompt: bool, **kwargs) -> str:

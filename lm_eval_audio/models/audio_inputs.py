@@ -58,6 +58,9 @@ class BatchAudio:
         return {"input_ids": ids, "attention_mask": mask, **self.tensors}
 
 
+_TEXT_OUTPUTS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+
+
 class ProcessorAudio:
     """Audio tensors from the model's own processor (any architecture whose processor takes audio).
 
@@ -87,7 +90,9 @@ class ProcessorAudio:
         counts = (out["input_ids"] == self.placeholder_id).sum(-1).tolist()
         tensors = {}
         for name, value in out.items():
-            if name in ("input_ids", "attention_mask") or not isinstance(value, torch.Tensor):
+            # the text side belongs to these placeholder rows, not to the prompts; the model
+            # derives what it needs (Gemma 3n's token types) from the prompt's ids
+            if not isinstance(value, torch.Tensor) or name in _TEXT_OUTPUTS:
                 continue
             value = value.to(self.device)
             tensors[name] = value.to(self.dtype) if value.is_floating_point() else value
