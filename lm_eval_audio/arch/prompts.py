@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lm_eval_audio.arch.control_ids import ControlIds
+
 AUDIO_PLACEHOLDER = "<audio>"
 MODES = ("auto", "text", "audio")
 
@@ -47,7 +49,15 @@ class PromptFormat:
     processor_clip: str
     expansion: str = ""
     processor: object | None = field(default=None, repr=False)
+    codec: ControlIds | None = field(default=None, repr=False)  # the "control_ids" prompt route
     _chat_clips: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def placeholder_id(self) -> int:
+        """The token id of the placeholder."""
+        if self.codec is not None:
+            return self.codec.id_of(self.placeholder)
+        return self.processor.tokenizer.convert_tokens_to_ids(self.placeholder)
 
     @property
     def base_clip(self) -> str:
@@ -55,13 +65,24 @@ class PromptFormat:
         return self.processor_clip.replace(self.placeholder, self.expansion or self.placeholder)
 
     @classmethod
-    def from_processor(cls, processor) -> PromptFormat:
+    def from_processor(cls, processor, route: str = "text") -> PromptFormat:
         """The format of a transformers processor that takes audio (reads `audio_token`; the
-        expansion of one placeholder is read off the processor's output for a second of silence)."""
+        expansion of one placeholder is read off the processor's output for a second of silence).
+
+        `route` "control_ids" (facts.ArchFacts.prompt_route): the backend renders chats to ids;
+        control tokens are markers (`control_ids.py`) and one clip is what the backend's own chat
+        encoding puts before a turn's text, its run of audio ids collapsed to one.
+        """
         token = getattr(processor, "audio_token", None) or getattr(
             getattr(processor, "tokenizer", None), "audio_token", None)
         if not token:
             raise ValueError(f"{type(processor).__name__} has no audio_token: it does not take audio")
+        if route == "control_ids":
+            codec = ControlIds(processor.tokenizer)
+            marker = codec.marker(processor.tokenizer.convert_tokens_to_ids(token))
+            fmt = cls(placeholder=marker, processor_clip=marker, expansion=marker, processor=processor, codec=codec)
+            fmt.processor_clip = fmt.chat_clips(1)
+            return fmt
         bos = getattr(processor, "audio_bos_token", None) or ""
         eos = getattr(processor, "audio_eos_token", None) or ""
         return cls(placeholder=token, processor_clip=f"{bos}{token}{eos}", expansion=_expansion(processor, token),
@@ -78,11 +99,14 @@ class PromptFormat:
                 raise ValueError("a chat-formatted prompt needs the processor's chat template")
 
             def before_probe(content: list[dict]) -> str:
-                text = _render(self.processor, [{"role": "user", "content": content}], True)
+                text = _render(self.processor, [{"role": "user", "content": content}], True, codec=self.codec)
                 return text[: text.index(_PROBE)]
 
             probe = {"type": "text", "text": _PROBE}
-            with_audio = before_probe([{"type": "audio", "audio": "clip.wav"}] * n + [probe])
+            # a backend that encodes the audio itself gets a real (silent) clip, not a name
+            item = {"type": "audio", "base64": _silence_base64(self.processor)} if self.codec else \
+                {"type": "audio", "audio": "clip.wav"}
+            with_audio = before_probe([item] * n + [probe])
             without = before_probe([probe])
             if not with_audio.startswith(without) or self.placeholder not in with_audio[len(without):]:
                 raise ValueError(
@@ -100,8 +124,7 @@ def _expansion(processor, token: str) -> str:
     """What `processor` turns one `token` into (for a second of silence), the token run collapsed."""
     import numpy as np
 
-    extractor = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
-    sampling_rate = int(extractor.sampling_rate)
+    sampling_rate = int(_extractor(processor).sampling_rate)
     tokenizer = processor.tokenizer
     token_id = tokenizer.convert_tokens_to_ids(token)
     ids = processor(text=[token], audio=[np.zeros(sampling_rate, dtype=np.float32)], sampling_rate=sampling_rate,
@@ -113,15 +136,39 @@ def _expansion(processor, token: str) -> str:
     return tokenizer.decode(collapsed, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
-def _render(processor, messages: list[dict], add_generation_prompt: bool, **kwargs) -> str:
+def _silence_base64(processor) -> str:
+    """A second of silence as a base64 WAV file (the form a backend that loads audio itself takes)."""
+    import numpy as np
+
+    from lm_eval_audio.audio import wav_base64
+
+    rate = int(_extractor(processor).sampling_rate)
+    return wav_base64(np.zeros(rate, dtype=np.float32), rate)
+
+
+def _extractor(processor):
+    return getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
+
+
+def _render(processor, messages: list[dict], add_generation_prompt: bool, codec: ControlIds | None = None,
+            **kwargs) -> str:
+    if codec is not None:  # the backend renders to ids; each clip's run of audio ids becomes one
+        ids = processor.apply_chat_template(
+            messages, tokenize=True, return_dict=True, return_tensors="pt",
+            continue_final_message=not add_generation_prompt, **kwargs)["input_ids"][0].tolist()
+        audio_id = processor.tokenizer.convert_tokens_to_ids(processor.audio_token)
+        ids = [t for i, t in enumerate(ids) if t != audio_id or i == 0 or ids[i - 1] != audio_id]
+        return codec.to_text(ids)
     out = processor.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=add_generation_prompt,
         continue_final_message=not add_generation_prompt, **kwargs)
     return out if isinstance(out, str) else out[0]
 
 
-def render_chat(processor, chat_history: list[dict], add_generation_prompt: bool = True, **kwargs) -> str:
-    """lm-eval's chat history rendered by the processor's own chat template.
+def render_chat(processor, chat_history: list[dict], add_generation_prompt: bool = True,
+                codec: ControlIds | None = None, **kwargs) -> str:
+    """lm-eval's chat history rendered by the processor's own chat template (or, with `codec`,
+    by its tokenizer backend, control ids as markers).
 
     The last user turn's text is wrapped in sentinels (and a clip slot opens it) for
     `build_prompt`; messages become text content items, as processor templates expect.
@@ -133,7 +180,7 @@ def render_chat(processor, chat_history: list[dict], add_generation_prompt: bool
         if i == last_user:
             text = f"{CLIP_SLOT}{TEXT_OPEN}{text}{TEXT_CLOSE}"
         messages.append({"role": m["role"], "content": [{"type": "text", "text": text}]})
-    return _render(processor, messages, add_generation_prompt, **kwargs)
+    return _render(processor, messages, add_generation_prompt, codec=codec, **kwargs)
 
 
 def strip_sentinels(text: str) -> str:

@@ -43,6 +43,12 @@ def forward_module(model_type: str) -> str:
     return facts.forward_module if facts is not None else ""
 
 
+def prompt_route(model_type: str) -> str:
+    """How prompts are built: "text", or "control_ids" for a backend that renders chats to ids."""
+    facts = ARCHS.get(model_type)
+    return facts.prompt_route if facts is not None else "text"
+
+
 def load_processor(source: str, model_type: str, revision: str | None = None):
     """The checkpoint's processor, with the tokenizer's chat template where the facts table says
     the processor loses its own on load."""

@@ -30,7 +30,7 @@ from lm_eval_audio.models import archs_support
 from lm_eval_audio.models.base import AudioModelSupport
 from lm_eval_audio.models.audio_inputs import ProcessorAudio, decode_clips, max_seconds_of, sampling_rate_of
 from lm_eval_audio.models.batching import BatchSize, pack
-from lm_eval_audio.models.forward import generate_batch, score_groups
+from lm_eval_audio.models.forward import generate_batch, pad_rows, score_groups
 from lm_eval_audio.models.requests import check_mode, prepare, request_clips, request_name
 from lm_eval_audio.arch.prompts import MODES, PromptFormat, render_chat, strip_sentinels
 
@@ -95,8 +95,8 @@ class HFAudioLM(AudioModelSupport, HFLM):
         source = pretrained if isinstance(pretrained, str) else self.model.name_or_path
         self.processor = archs_support.load_processor(source, self.model_type, revision=kwargs.get("revision"))
         self.sampling_rate = sampling_rate_of(self.processor)
-        self.fmt = PromptFormat.from_processor(self.processor)
-        self.placeholder_id = self.tokenizer.convert_tokens_to_ids(self.fmt.placeholder)
+        self.fmt = PromptFormat.from_processor(self.processor, archs_support.prompt_route(self.model_type))
+        self.placeholder_id = self.fmt.placeholder_id
         limit = max_seconds_of(self.processor)
         if max_audio_seconds is None:
             self.max_audio_seconds = limit
@@ -185,7 +185,37 @@ class HFAudioLM(AudioModelSupport, HFLM):
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """The chat rendered by the processor's own template (audio items placed per request later)."""
-        return render_chat(self.processor, chat_history, add_generation_prompt, **self.chat_template_args)
+        return render_chat(self.processor, chat_history, add_generation_prompt, codec=self.fmt.codec,
+                           **self.chat_template_args)
+
+    # -- tokenisation: a backend that keeps control tokens out of text (`arch/control_ids.py`) --
+    @property
+    def _codec(self):
+        fmt = getattr(self, "fmt", None)  # HFLM tokenises while loading, before the format exists
+        return fmt.codec if fmt is not None else None
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
+                   **kwargs) -> list[int]:
+        """HFLM's encoding, or with a control-id backend its exact ids of the prompt's markers and text."""
+        codec = self._codec
+        if codec is None:
+            return super().tok_encode(string, add_special_tokens=add_special_tokens,
+                                      left_truncate_len=left_truncate_len, **kwargs)
+        ids = codec.encode(string)
+        bos = self.tokenizer.bos_token_id
+        wants_bos = add_special_tokens if add_special_tokens is not None else bool(self.add_bos_token)
+        if wants_bos and bos is not None and ids[:1] != [bos]:
+            ids = [bos] + ids
+        return ids[-left_truncate_len:] if left_truncate_len else ids
+
+    def tok_batch_encode(self, strings: list[str], padding_side: str = "left", left_truncate_len: int | None = None,
+                         truncation: bool = False):
+        """HFLM's batch encoding, or `tok_encode` per string padded on `padding_side`."""
+        if self._codec is None:
+            return super().tok_batch_encode(strings, padding_side=padding_side, left_truncate_len=left_truncate_len,
+                                            truncation=truncation)
+        rows = [self.tok_encode(s, left_truncate_len=left_truncate_len) for s in strings]
+        return pad_rows(rows, self.pad_id, self.device, left=padding_side == "left")
 
     # -- request routing -----------------------------------------------------------------
     def _split(self, requests: list[Instance]) -> tuple[list[int], list[int]]:
