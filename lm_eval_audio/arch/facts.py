@@ -51,8 +51,6 @@ class ArchFacts:
     audio_padding_exact: bool = True
     # "": forward and generate run on the loaded model; else on this submodule of it.
     forward_module: str = ""
-    # The decoder whose attention and MLP projections LoRA targets (finetune), relative to the loaded model.
-    language_model: str = "model.language_model"
     # "processor": its chat template; "tokenizer": the processor loses its template on load and
     # the tokenizer's is used instead (hf-audio says so in the log).
     chat_template_from: str = "processor"
@@ -72,15 +70,14 @@ ARCHS: dict[str, ArchFacts] = {
     # The loaded Omni model has no forward of its own: its thinker runs. Its mrope keeps rope deltas
     # as model state and wants 3-D positions, which a continuation on the cache does not get.
     "qwen2_5_omni": ArchFacts("qwen2_5_omni", requires=("torchvision",), requires_why=_TORCHVISION,
-                              kv_reuse=False, forward_module="thinker", language_model="thinker.model.language_model"),
+                              kv_reuse=False, forward_module="thinker"),
     "qwen3_omni_moe": ArchFacts("qwen3_omni_moe", requires=("torchvision",), requires_why=_TORCHVISION,
-                                kv_reuse=False, forward_module="thinker",
-                                language_model="thinker.model.language_model"),
+                                kv_reuse=False, forward_module="thinker"),
     "granite_speech": ArchFacts("granite_speech", requires=("torchaudio",),
                                 requires_why="its feature extractor computes log-mels with torchaudio",
                                 audio_padding_exact=False),
     "phi4_multimodal": ArchFacts("phi4_multimodal", requires=("torchvision",), requires_why=_TORCHVISION,
-                                 audio_padding_exact=False, language_model="model", chat_template_from="tokenizer"),
+                                 audio_padding_exact=False, chat_template_from="tokenizer"),
     "gemma3n": ArchFacts("gemma3n", requires=("timm",),
                          requires_why="the model always builds its vision tower as a timm model",
                          audio_padding_exact=False),
@@ -120,6 +117,7 @@ REFUSED: dict[str, str] = {
     "nemo_speechlm": _NOT_BUILT,
     "nemotron_h_omni": _NOT_BUILT,
     "omniasr": _NOT_BUILT,
+    "pop2piano": _AUDIO_OUT + " (piano MIDI tokens transcribed from audio)",
     "qwen3_asr": _NOT_BUILT,
     "seamless_m4t": _SEQ2SEQ_ASR,
     "speech_to_text": _SEQ2SEQ_ASR,

@@ -9,6 +9,7 @@ Two encoders give the same interface (`encode(keys, arrays) -> BatchAudio`):
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Callable
@@ -118,6 +119,10 @@ def max_seconds_of(processor) -> float | None:
         return None
     fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
     n_samples, rate = getattr(fe, "n_samples", None), getattr(fe, "sampling_rate", None)
+    if not n_samples:  # Gemma 3n: a truncating call whose default keeps max_length samples
+        call = inspect.signature(type(fe).__call__).parameters
+        truncates = "truncation" in call and call["truncation"].default is True
+        n_samples = call["max_length"].default if truncates and "max_length" in call else None
     if n_samples and rate:
         return n_samples / rate
     return None
