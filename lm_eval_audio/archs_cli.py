@@ -32,7 +32,9 @@ def table() -> list[dict[str, str]]:
             row["generation"] = f"on .{f.forward_module}" if f.forward_module else "yes"
             row["chat template"] = {"processor": "processor's", "tokenizer": "tokenizer's (processor loses it)"}[
                 f.chat_template_from] if f.prompt_route == "text" else "tokenizer backend (ids)"
-            row["LoRA"] = "language model"
+            # finetune builds text prompts; a backend that renders chats to ids has no route there yet
+            row["LoRA"] = ("language model" + (" (its own targets)" if f.lora_targets else "")
+                           if f.prompt_route == "text" else "no: finetune builds text prompts")
         rows.append(row)
     return rows
 
