@@ -218,3 +218,19 @@ def limit_length(
     if policy != "truncate":
         raise ValueError(f"unknown long-audio policy {policy!r}; use 'truncate' or 'error'")
     return array[:limit], True
+
+
+def wav_bytes(array: np.ndarray, sampling_rate: int = SAMPLE_RATE, subtype: str = "FLOAT") -> bytes:
+    """A mono WAV file of `array`. FLOAT keeps the decoder's samples bit for bit."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.asarray(array, dtype=np.float32), sampling_rate, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def wav_base64(array: np.ndarray, sampling_rate: int = SAMPLE_RATE) -> str:
+    """`wav_bytes` (float samples) as base64 text, the form of an inline audio file."""
+    import base64
+
+    return base64.b64encode(wav_bytes(array, sampling_rate)).decode("ascii")

@@ -18,6 +18,7 @@ from lm_eval_audio import plugins
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "make-tiny-model": ("lm_eval_audio.tiny.cli", "build a random tiny checkpoint of an audio LLM offline"),
+    "archs": ("lm_eval_audio.archs_cli", "every audio LLM architecture of the installed transformers: supported or refused"),
     "synth": ("lm_eval_audio.tts.cli", "synthesise the speech clips of a spoken task"),
     "speak": ("lm_eval_audio.twin.cli", "write the spoken twin of any lm-eval task, paired item by item with it"),
     "report": ("lm_eval_audio.report.cli", "compare lm-eval result folders in one report"),

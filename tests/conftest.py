@@ -26,6 +26,23 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def arch_checkpoint(tmp_path_factory, tiny_model_dir):
+    """`arch_checkpoint(model_type)`: that architecture's tiny checkpoint, built once per session
+    on first use (every test of every architecture shares it)."""
+    from lm_eval_audio.tiny.archs import build_arch
+
+    built = {"qwen2_audio": tiny_model_dir}
+    root = tmp_path_factory.mktemp("archs")
+
+    def get(arch: str) -> Path:
+        if arch not in built:
+            built[arch] = build_arch(root / arch, arch)
+        return built[arch]
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The team's shared offline data folder; skips when this machine does not have it."""
     if not SHARED_DATA.is_dir():

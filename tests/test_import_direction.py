@@ -61,7 +61,7 @@ FLOORS: list[set[str]] = [
     {"models"},
     {"report", "tiny"},
     {"plugins"},
-    {"cli", "reproduce"},  # the commands
+    {"cli", "reproduce", "archs_cli"},  # the commands
     {"registration"},  # what the start-up hook registers (data only)
     {"_hook"},  # the start-up hook
 ]

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lm_eval_audio.arch.control_ids import ControlIds
+
 AUDIO_PLACEHOLDER = "<audio>"
 MODES = ("auto", "text", "audio")
 
@@ -35,26 +37,56 @@ _PROBE = "\u2063probe\u2063"
 class PromptFormat:
     """How one model's processor writes audio into text.
 
-    `placeholder` is the token the processor expands to a clip's audio positions;
-    `base_clip` the text of one clip outside a chat (the placeholder with the processor's
-    begin/end-of-audio tokens around it, where it has them); `processor` renders chat clips.
+    `placeholder` is the token the processor repeats to a clip's audio positions; `processor_clip`
+    the text of one clip as a processor takes it (the placeholder with the processor's
+    begin/end-of-audio tokens around it, where it has them); `expansion` what the processor turns
+    one placeholder into, with the run of placeholders collapsed to one (the placeholder itself,
+    or for Gemma 3n `\\n\\n<start_of_audio><audio_soft_token><end_of_audio>\\n\\n`): prompts carry
+    it, so their ids are the processor's once the placeholder is repeated. `processor` renders chat clips.
     """
 
     placeholder: str
-    base_clip: str
-    processor: object | None = None
+    processor_clip: str
+    expansion: str = ""
+    processor: object | None = field(default=None, repr=False)
+    codec: ControlIds | None = field(default=None, repr=False)  # the "control_ids" prompt route
     _chat_clips: dict = field(default_factory=dict, repr=False)
 
+    @property
+    def placeholder_id(self) -> int:
+        """The token id of the placeholder."""
+        if self.codec is not None:
+            return self.codec.id_of(self.placeholder)
+        return self.processor.tokenizer.convert_tokens_to_ids(self.placeholder)
+
+    @property
+    def base_clip(self) -> str:
+        """The text of one clip outside a chat, as the model's prompt carries it."""
+        return self.processor_clip.replace(self.placeholder, self.expansion or self.placeholder)
+
     @classmethod
-    def from_processor(cls, processor) -> PromptFormat:
-        """The format of a transformers processor that takes audio (reads `audio_token`)."""
+    def from_processor(cls, processor, route: str = "text") -> PromptFormat:
+        """The format of a transformers processor that takes audio (reads `audio_token`; the
+        expansion of one placeholder is read off the processor's output for a second of silence).
+
+        `route` "control_ids" (facts.ArchFacts.prompt_route): the backend renders chats to ids;
+        control tokens are markers (`control_ids.py`) and one clip is what the backend's own chat
+        encoding puts before a turn's text, its run of audio ids collapsed to one.
+        """
         token = getattr(processor, "audio_token", None) or getattr(
             getattr(processor, "tokenizer", None), "audio_token", None)
         if not token:
             raise ValueError(f"{type(processor).__name__} has no audio_token: it does not take audio")
+        if route == "control_ids":
+            codec = ControlIds(processor.tokenizer)
+            marker = codec.marker(processor.tokenizer.convert_tokens_to_ids(token))
+            fmt = cls(placeholder=marker, processor_clip=marker, expansion=marker, processor=processor, codec=codec)
+            fmt.processor_clip = fmt.chat_clips(1)
+            return fmt
         bos = getattr(processor, "audio_bos_token", None) or ""
         eos = getattr(processor, "audio_eos_token", None) or ""
-        return cls(placeholder=token, base_clip=f"{bos}{token}{eos}", processor=processor)
+        return cls(placeholder=token, processor_clip=f"{bos}{token}{eos}", expansion=_expansion(processor, token),
+                   processor=processor)
 
     def chat_clips(self, n: int) -> str:
         """What the processor's chat template renders for `n` audio items opening a user turn.
@@ -67,17 +99,20 @@ class PromptFormat:
                 raise ValueError("a chat-formatted prompt needs the processor's chat template")
 
             def before_probe(content: list[dict]) -> str:
-                text = _render(self.processor, [{"role": "user", "content": content}], True)
+                text = _render(self.processor, [{"role": "user", "content": content}], True, codec=self.codec)
                 return text[: text.index(_PROBE)]
 
             probe = {"type": "text", "text": _PROBE}
-            with_audio = before_probe([{"type": "audio", "audio": "clip.wav"}] * n + [probe])
+            # a backend that encodes the audio itself gets a real (silent) clip, not a name
+            item = {"type": "audio", "base64": _silence_base64(self.processor)} if self.codec else \
+                {"type": "audio", "audio": "clip.wav"}
+            with_audio = before_probe([item] * n + [probe])
             without = before_probe([probe])
             if not with_audio.startswith(without) or self.placeholder not in with_audio[len(without):]:
                 raise ValueError(
                     f"{type(self.processor).__name__}'s chat template does not render audio items before a "
                     f"turn's text; put <audio> where each clip goes in the task's prompt")
-            self._chat_clips[n] = with_audio[len(without):]
+            self._chat_clips[n] = with_audio[len(without):].replace(self.placeholder, self.expansion or self.placeholder)
         return self._chat_clips[n]
 
     def chat_clip(self, i: int) -> str:
@@ -85,15 +120,55 @@ class PromptFormat:
         return self.chat_clips(i)[len(self.chat_clips(i - 1)) if i > 1 else 0:]
 
 
-def _render(processor, messages: list[dict], add_generation_prompt: bool, **kwargs) -> str:
+def _expansion(processor, token: str) -> str:
+    """What `processor` turns one `token` into (for a second of silence), the token run collapsed."""
+    import numpy as np
+
+    sampling_rate = int(_extractor(processor).sampling_rate)
+    tokenizer = processor.tokenizer
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    ids = processor(text=[token], audio=[np.zeros(sampling_rate, dtype=np.float32)], sampling_rate=sampling_rate,
+                    return_tensors="pt")["input_ids"][0].tolist()
+    added = tokenizer("")["input_ids"]  # what the tokenizer adds to any text (a BOS), not the expansion's
+    if added and ids[: len(added)] == added:
+        ids = ids[len(added):]
+    collapsed = [t for i, t in enumerate(ids) if t != token_id or i == 0 or ids[i - 1] != token_id]
+    return tokenizer.decode(collapsed, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def _silence_base64(processor) -> str:
+    """A second of silence as a base64 WAV file (the form a backend that loads audio itself takes)."""
+    import numpy as np
+
+    from lm_eval_audio.audio import wav_base64
+
+    rate = int(_extractor(processor).sampling_rate)
+    return wav_base64(np.zeros(rate, dtype=np.float32), rate)
+
+
+def _extractor(processor):
+    return getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
+
+
+def _render(processor, messages: list[dict], add_generation_prompt: bool, codec: ControlIds | None = None,
+            **kwargs) -> str:
+    if codec is not None:  # the backend renders to ids; each clip's run of audio ids becomes one
+        ids = processor.apply_chat_template(
+            messages, tokenize=True, return_dict=True, return_tensors="pt",
+            continue_final_message=not add_generation_prompt, **kwargs)["input_ids"][0].tolist()
+        audio_id = processor.tokenizer.convert_tokens_to_ids(processor.audio_token)
+        ids = [t for i, t in enumerate(ids) if t != audio_id or i == 0 or ids[i - 1] != audio_id]
+        return codec.to_text(ids)
     out = processor.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=add_generation_prompt,
         continue_final_message=not add_generation_prompt, **kwargs)
     return out if isinstance(out, str) else out[0]
 
 
-def render_chat(processor, chat_history: list[dict], add_generation_prompt: bool = True, **kwargs) -> str:
-    """lm-eval's chat history rendered by the processor's own chat template.
+def render_chat(processor, chat_history: list[dict], add_generation_prompt: bool = True,
+                codec: ControlIds | None = None, **kwargs) -> str:
+    """lm-eval's chat history rendered by the processor's own chat template (or, with `codec`,
+    by its tokenizer backend, control ids as markers).
 
     The last user turn's text is wrapped in sentinels (and a clip slot opens it) for
     `build_prompt`; messages become text content items, as processor templates expect.
@@ -105,7 +180,7 @@ def render_chat(processor, chat_history: list[dict], add_generation_prompt: bool
         if i == last_user:
             text = f"{CLIP_SLOT}{TEXT_OPEN}{text}{TEXT_CLOSE}"
         messages.append({"role": m["role"], "content": [{"type": "text", "text": text}]})
-    return _render(processor, messages, add_generation_prompt, **kwargs)
+    return _render(processor, messages, add_generation_prompt, codec=codec, **kwargs)
 
 
 def strip_sentinels(text: str) -> str:

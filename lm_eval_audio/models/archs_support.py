@@ -8,40 +8,67 @@ is read from the checkpoint's processor at load time. From the table:
   explicit positions). Where it cannot, or the table has not measured it, continuations run
   whole (context + continuation).
 - the loading class (Audio Flamingo 3 is not in `AutoModelForMultimodalLM`'s mapping in 5.24);
-- architectures that cannot run here, or whose prompts this text layer cannot build, get an
+- the submodule forward and generate run on (an Omni model's thinker), and where the chat
+  template comes from (the tokenizer's, where the processor loses its own on load);
+- architectures refused by name, or that need a package that does not import here, get an
   error naming them and why, before any load.
 """
 
 from __future__ import annotations
 
+import logging
+
 import transformers
 
-from lm_eval_audio.arch.facts import ARCHS, import_problem
+from lm_eval_audio.arch.facts import ARCHS, REFUSED, unavailable
+
+logger = logging.getLogger(__name__)
 
 
 def kv_reuse(model_type: str) -> bool:
     """Whether continuations of `model_type` reuse their context's KV cache (unknown: run whole)."""
     facts = ARCHS.get(model_type)
-    if facts is None or not facts.kv_reuse:
-        return False
-    # Omni's mrope keeps rope deltas as model state and wants 3-D positions (archs.py notes):
-    # our continuation forward passes 2-D positions, so it runs whole.
-    return model_type != "qwen2_5_omni"
+    return bool(facts is not None and facts.kv_reuse)
+
+
+def audio_padding_exact(model_type: str) -> bool:
+    """Whether clips of different lengths may share a forward without changing each other's outputs."""
+    facts = ARCHS.get(model_type)
+    return facts is None or facts.audio_padding_exact
+
+
+def forward_module(model_type: str) -> str:
+    """The submodule of the loaded model that forward and generate run on ("": the model itself)."""
+    facts = ARCHS.get(model_type)
+    return facts.forward_module if facts is not None else ""
+
+
+def prompt_route(model_type: str) -> str:
+    """How prompts are built: "text", or "control_ids" for a backend that renders chats to ids."""
+    facts = ARCHS.get(model_type)
+    return facts.prompt_route if facts is not None else "text"
+
+
+def load_processor(source: str, model_type: str, revision: str | None = None):
+    """The checkpoint's processor, with the tokenizer's chat template where the facts table says
+    the processor loses its own on load."""
+    processor = transformers.AutoProcessor.from_pretrained(source, revision=revision or "main")
+    facts = ARCHS.get(model_type)
+    if facts is not None and facts.chat_template_from == "tokenizer" and processor.chat_template is None:
+        template = getattr(processor.tokenizer, "chat_template", None)
+        if template:
+            logger.info("%s: the processor has no chat template after loading; using its tokenizer's", model_type)
+            processor.chat_template = template
+    return processor
 
 
 def unsupported(model_type: str) -> str | None:
     """Why hf-audio cannot serve `model_type` here (None: it can)."""
-    facts = ARCHS.get(model_type)
-    if facts is None:
-        return None  # not in the table: try it, the processor decides
-    missing = [m for m in facts.requires if import_problem(m) is not None]
-    if missing:
-        why = f" ({facts.notes[0]})" if not facts.available and facts.notes else ""
-        return f"needs {', '.join(missing)}, which does not import here{why}"
-    if facts.prompt_route != "text":
-        return ("its prompts are token ids built by its tokenizer backend (" + facts.prompt_route +
-                "), not text with an audio placeholder; hf-audio's prompt layer is text-based")
-    return None
+    if model_type in REFUSED:
+        return REFUSED[model_type]
+    if model_type not in ARCHS:
+        return None  # not in the tables: try it, the processor decides
+    return unavailable(model_type)
 
 
 def model_class(config):

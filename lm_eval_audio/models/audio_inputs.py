@@ -9,6 +9,7 @@ Two encoders give the same interface (`encode(keys, arrays) -> BatchAudio`):
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from lm_eval_audio.audio import decode_audio, limit_length
+from lm_eval_audio.audio import decode_audio, limit_length, wav_base64
 from lm_eval_audio.arch.prompts import PromptFormat
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class BatchAudio:
         return {"input_ids": ids, "attention_mask": mask, **self.tensors}
 
 
+_TEXT_OUTPUTS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+
+
 class ProcessorAudio:
     """Audio tensors from the model's own processor (any architecture whose processor takes audio).
 
@@ -72,22 +76,31 @@ class ProcessorAudio:
         self.sampling_rate = sampling_rate
         self.device = device
         self.dtype = dtype
-        self.placeholder_id = processor.tokenizer.convert_tokens_to_ids(fmt.placeholder)
+        self.placeholder_id = fmt.placeholder_id
         self.calls = 0  # clip occurrences encoded
 
     def encode(self, keys: list[str], arrays: dict[str, np.ndarray]) -> BatchAudio:
         """Audio for the clip occurrences `keys` (row order; a clip may occur in several rows)."""
         if not keys:
             return BatchAudio(counts=[])
-        out = self.processor(text=[self.fmt.placeholder] * len(keys), audio=[arrays[k] for k in keys],
-                             sampling_rate=self.sampling_rate, return_tensors="pt",
-                             # Pad the text only: the audio keeps the processor's own padding
-                             # (Whisper-style encoders want their full window).
-                             text_kwargs={"padding": True})
+        if self.fmt.codec is not None:
+            # The backend encodes audio only inside a chat: one user turn per clip occurrence,
+            # each clip an inline WAV file of the decoded samples (float, bit for bit).
+            chats = [[{"role": "user", "content": [{"type": "audio", "base64": wav_base64(arrays[k], self.sampling_rate)}]}]
+                     for k in keys]
+            out = self.processor.apply_chat_template(chats, tokenize=True, return_dict=True, return_tensors="pt")
+        else:
+            out = self.processor(text=[self.fmt.placeholder] * len(keys), audio=[arrays[k] for k in keys],
+                                 sampling_rate=self.sampling_rate, return_tensors="pt",
+                                 # Pad the text only: the audio keeps the processor's own padding
+                                 # (Whisper-style encoders want their full window).
+                                 text_kwargs={"padding": True})
         counts = (out["input_ids"] == self.placeholder_id).sum(-1).tolist()
         tensors = {}
         for name, value in out.items():
-            if name in ("input_ids", "attention_mask") or not isinstance(value, torch.Tensor):
+            # the text side belongs to these placeholder rows, not to the prompts; the model
+            # derives what it needs (Gemma 3n's token types) from the prompt's ids
+            if not isinstance(value, torch.Tensor) or name in _TEXT_OUTPUTS:
                 continue
             value = value.to(self.device)
             tensors[name] = value.to(self.dtype) if value.is_floating_point() else value
@@ -97,11 +110,19 @@ class ProcessorAudio:
 
 def max_seconds_of(processor) -> float | None:
     """The longest clip the model's feature extractor keeps (Whisper-style: its window,
-    `n_samples / sampling_rate`; Audio Flamingo 3: `max_audio_len`); None when it has no limit."""
+    `n_samples / sampling_rate`; Audio Flamingo 3: `max_audio_len`); None when it has no limit
+    (Voxtral's processor pads to a multiple of the window, never truncating, and splits it)."""
     if getattr(processor, "max_audio_len", None):
         return float(processor.max_audio_len)
+    defaults = getattr(processor, "audio_kwargs", None) or {}
+    if defaults.get("pad_to_multiple_of") and defaults.get("truncation") is False:
+        return None
     fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
     n_samples, rate = getattr(fe, "n_samples", None), getattr(fe, "sampling_rate", None)
+    if not n_samples:  # Gemma 3n: a truncating call whose default keeps max_length samples
+        call = inspect.signature(type(fe).__call__).parameters
+        truncates = "truncation" in call and call["truncation"].default is True
+        n_samples = call["max_length"].default if truncates and "max_length" in call else None
     if n_samples and rate:
         return n_samples / rate
     return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from lm_eval_audio.models import archs_support
 from lm_eval_audio.models.base import AudioModelSupport
 from lm_eval_audio.models.audio_inputs import ProcessorAudio, decode_clips, max_seconds_of, sampling_rate_of
 from lm_eval_audio.models.batching import BatchSize, pack
-from lm_eval_audio.models.forward import generate_batch, score_groups
+from lm_eval_audio.models.forward import _pad, generate_batch, score_groups
 from lm_eval_audio.models.requests import check_mode, prepare, request_clips, request_name
 from lm_eval_audio.arch.prompts import MODES, PromptFormat, render_chat, strip_sentinels
 
@@ -86,11 +86,17 @@ class HFAudioLM(AudioModelSupport, HFLM):
             self._check_architecture(model_type, pretrained)  # before a 7B load, not after
         super().__init__(pretrained=pretrained, backend="causal", device=device, peft=peft, **kwargs)
 
+        self.model_type = self.loaded.config.model_type
+        self.forward_module = archs_support.forward_module(self.model_type)
+        self.audio_padding_exact = archs_support.audio_padding_exact(self.model_type)
+        if not self.audio_padding_exact:
+            logger.info("%s: %s's audio encoder runs over the batch's padding; batches with audio hold one context",
+                        name, self.model_type)
         source = pretrained if isinstance(pretrained, str) else self.model.name_or_path
-        self.processor = transformers.AutoProcessor.from_pretrained(source, revision=kwargs.get("revision") or "main")
-        self.fmt = PromptFormat.from_processor(self.processor)
-        self.placeholder_id = self.tokenizer.convert_tokens_to_ids(self.fmt.placeholder)
+        self.processor = archs_support.load_processor(source, self.model_type, revision=kwargs.get("revision"))
         self.sampling_rate = sampling_rate_of(self.processor)
+        self.fmt = PromptFormat.from_processor(self.processor, archs_support.prompt_route(self.model_type))
+        self.placeholder_id = self.fmt.placeholder_id
         limit = max_seconds_of(self.processor)
         if max_audio_seconds is None:
             self.max_audio_seconds = limit
@@ -100,7 +106,6 @@ class HFAudioLM(AudioModelSupport, HFLM):
                 raise ValueError(f"{name}: max_audio_seconds must be in (0, {limit:g}]: the model's feature "
                                  f"extractor keeps at most {limit:g} s")
         self.long_audio = long_audio
-        self.model_type = self.core.config.model_type
         self.kv_reuse = archs_support.kv_reuse(self.model_type) if kv_reuse is None else _as_bool(kv_reuse)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eot_token_id
         self.mode = mode
@@ -136,24 +141,81 @@ class HFAudioLM(AudioModelSupport, HFLM):
             self._model.to(self._device)
 
     @property
-    def core(self):
-        """The transformers model (under a PEFT wrapper, the base model with LoRA layers injected)."""
+    def loaded(self):
+        """The transformers model as loaded (under a PEFT wrapper, the base model with LoRA layers injected)."""
         model = self.model
         return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+    @property
+    def core(self):
+        """The module that forward and generate run on: the loaded model, or the part of it the
+        facts table names (`forward_module`: an Omni model's thinker)."""
+        return self.loaded.get_submodule(self.forward_module) if self.forward_module else self.loaded
+
+    @contextmanager
+    def _core_as_model(self):
+        # HFLM's text paths call `self.model`; where the loaded model is not the one that runs
+        # (an Omni model has no forward of its own), they run on `core` for the call.
+        if not self.forward_module:
+            yield
+            return
+        model, self._model = self._model, self.core
+        try:
+            yield
+        finally:
+            self._model = model
+
+    def _model_call(self, inps, attn_mask=None, labels=None):
+        with self._core_as_model():
+            return super()._model_call(inps, attn_mask, labels)
+
+    def _model_generate(self, context, max_length: int, stop: list[str], **generation_kwargs):
+        with self._core_as_model():
+            return super()._model_generate(context, max_length, stop, **generation_kwargs)
 
     def identity_fields(self) -> dict:
         """Model args that can change a score, the resolved dtype, and checkpoint fingerprints."""
         return {
             **super().identity_fields(),
-            "dtype_resolved": str(self.core.dtype),
+            "dtype_resolved": str(self.loaded.dtype),
             "checkpoint": checkpoint_fingerprint(self._model_args.get("pretrained"),
-                                                 getattr(self.core.config, "_commit_hash", None)),
+                                                 getattr(self.loaded.config, "_commit_hash", None)),
             "peft_checkpoint": checkpoint_fingerprint(self._model_args.get("peft")),
         }
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
         """The chat rendered by the processor's own template (audio items placed per request later)."""
-        return render_chat(self.processor, chat_history, add_generation_prompt, **self.chat_template_args)
+        return render_chat(self.processor, chat_history, add_generation_prompt, codec=self.fmt.codec,
+                           **self.chat_template_args)
+
+    # -- tokenisation: a backend that keeps control tokens out of text (`arch/control_ids.py`) --
+    @property
+    def _codec(self):
+        fmt = getattr(self, "fmt", None)  # HFLM tokenises while loading, before the format exists
+        return fmt.codec if fmt is not None else None
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, left_truncate_len: int | None = None,
+                   **kwargs) -> list[int]:
+        """HFLM's encoding, or with a control-id backend its exact ids of the prompt's markers and text."""
+        codec = self._codec
+        if codec is None:
+            return super().tok_encode(string, add_special_tokens=add_special_tokens,
+                                      left_truncate_len=left_truncate_len, **kwargs)
+        ids = codec.encode(string)
+        bos = self.tokenizer.bos_token_id
+        wants_bos = add_special_tokens if add_special_tokens is not None else bool(self.add_bos_token)
+        if wants_bos and bos is not None and ids[:1] != [bos]:
+            ids = [bos] + ids
+        return ids[-left_truncate_len:] if left_truncate_len else ids
+
+    def tok_batch_encode(self, strings: list[str], padding_side: str = "left", left_truncate_len: int | None = None,
+                         truncation: bool = False):
+        """HFLM's batch encoding, or `tok_encode` per string padded on `padding_side`."""
+        if self._codec is None:
+            return super().tok_batch_encode(strings, padding_side=padding_side, left_truncate_len=left_truncate_len,
+                                            truncation=truncation)
+        rows = [self.tok_encode(s, left_truncate_len=left_truncate_len) for s in strings]
+        return _pad(rows, self.pad_id, self.device, left=padding_side == "left")
 
     # -- request routing -----------------------------------------------------------------
     def _split(self, requests: list[Instance]) -> tuple[list[int], list[int]]:
@@ -228,7 +290,10 @@ class HFAudioLM(AudioModelSupport, HFLM):
         return results
 
     def _batch_rows(self) -> int:
-        # batch_size as set now (a number, or `auto`'s current size after out-of-memory halvings).
+        # batch_size as set now (a number, or `auto`'s current size after out-of-memory halvings);
+        # one context where the architecture's audio encoder is not exact under padding.
+        if not self.audio_padding_exact:
+            return 1
         return self.batching.rows if self.batching.auto else int(self.batch_size_per_gpu)
 
     def _score(self, batch: list[list]) -> list:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import base64
 import copy
-import io
 from typing import Any
 
 import numpy as np
 
 from lm_eval_audio.audio import SAMPLE_RATE
+from lm_eval_audio.audio import wav_bytes as _wav_file
 from lm_eval_audio.arch.prompts import AUDIO_PLACEHOLDER
 
 CLIP_REF = "lm_eval_audio_clip"
@@ -31,13 +31,9 @@ WAV_SUBTYPES = ("FLOAT", "PCM_16")
 def wav_bytes(array: np.ndarray, subtype: str = "FLOAT") -> bytes:
     """A 16 kHz mono WAV file of `array`. FLOAT keeps the decoder's samples bit for bit;
     PCM_16 is for endpoints that refuse float WAV (it quantises, so answers may differ)."""
-    import soundfile as sf
-
     if subtype not in WAV_SUBTYPES:
         raise ValueError(f"unknown WAV subtype {subtype!r}; choose from {', '.join(WAV_SUBTYPES)}")
-    buf = io.BytesIO()
-    sf.write(buf, np.asarray(array, dtype=np.float32), SAMPLE_RATE, format="WAV", subtype=subtype)
-    return buf.getvalue()
+    return _wav_file(array, SAMPLE_RATE, subtype)
 
 
 def input_audio_part(array: np.ndarray, subtype: str = "FLOAT") -> dict:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lm_eval_audio.arch.facts import import_problem
+from lm_eval_audio.arch.facts import unavailable
 from lm_eval_audio.tiny.qwen2_audio import build_tiny_model
 from lm_eval_audio.tiny.tokenizer import train_bpe, train_tokenizer
 
@@ -34,13 +34,11 @@ _LM = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_v
 _VOCAB = 400
 
 
-def _require(arch: str, module: str, why: str) -> None:
-    """Raise `ArchUnavailable` for `arch` when `module` cannot be imported."""
-    problem = import_problem(module)
-    if problem == "not installed":
-        raise ArchUnavailable(f"{arch}: needs the '{module}' package, which is not installed ({why})")
-    if problem is not None:
-        raise ArchUnavailable(f"{arch}: '{module}' is {problem} ({why})")
+def _require(arch: str) -> None:
+    """Raise `ArchUnavailable` for `arch` when a package its facts require does not import."""
+    why = unavailable(arch)
+    if why:
+        raise ArchUnavailable(f"{arch}: {why}")
 
 
 def _save(out: Path, model, processor) -> Path:
@@ -144,9 +142,7 @@ def _build_audioflamingo3(out: Path, seed: int, size: str) -> Path:
 
 
 def _build_granite_speech(out: Path, seed: int, size: str) -> Path:
-    _require("granite_speech", "torchaudio",
-             "GraniteSpeechFeatureExtractor computes its log-mels with torchaudio.transforms.MelSpectrogram; "
-             "the torchaudio wheels on PyPI are linked against CUDA builds of torch")
+    _require("granite_speech")
     from transformers import (
         GraniteSpeechConfig,
         GraniteSpeechFeatureExtractor,
@@ -180,12 +176,62 @@ def _build_granite_speech(out: Path, seed: int, size: str) -> Path:
     return _save(out, model, processor)
 
 
-OMNI_SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>",
-                       "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>", "<|vision_eos|>"]
-# The attribute names Qwen2_5OmniProcessor.__init__ reads from its tokenizer.
-_OMNI_NAMED = {"audio_token": "<|AUDIO|>", "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
-               "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
-               "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>"}
+# Qwen2.5-Omni: ChatML; an audio item renders as `<|audio_bos|><|AUDIO|><|audio_eos|>`, content
+# items in their order, as the real checkpoint's template (Qwen/Qwen2.5-Omni-7B) renders them; its
+# long default system prompt (a virtual human that can speak) is left out. Qwen3-Omni's template
+# is the same with its own audio tokens (`<|audio_start|><|audio_pad|><|audio_end|>`).
+def _chatml_template(audio: str) -> str:
+    return (
+        "{% for message in messages %}"
+        "<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] }}"
+        "{% else %}"
+        "{% for item in message['content'] %}"
+        "{% if item['type'] == 'audio' %}" + audio + "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+        "{% endfor %}"
+        "{% endif %}"
+        "<|im_end|>\n"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+@dataclass(frozen=True)
+class _OmniTokens:
+    """The special tokens of one Omni generation, by the tokenizer attribute the processor reads."""
+
+    audio: str
+    audio_bos: str
+    audio_eos: str
+    image: str
+    video: str
+    vision_bos: str
+    vision_eos: str
+
+    def named(self) -> dict[str, str]:
+        return {f"{k}_token": v for k, v in self.__dict__.items()}
+
+    def specials(self) -> list[str]:
+        return ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *self.__dict__.values()]
+
+
+QWEN25_OMNI_TOKENS = _OmniTokens("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>", "<|IMAGE|>", "<|VIDEO|>",
+                                 "<|vision_bos|>", "<|vision_eos|>")
+QWEN3_OMNI_TOKENS = _OmniTokens("<|audio_pad|>", "<|audio_start|>", "<|audio_end|>", "<|image_pad|>", "<|video_pad|>",
+                                "<|vision_start|>", "<|vision_end|>")
+
+
+def _omni_tokenizer(tokens: _OmniTokens):
+    tokenizer = train_tokenizer(_VOCAB, tokens.specials(), named_tokens=tokens.named())
+    tokenizer.chat_template = _chatml_template(tokens.audio_bos + tokens.audio + tokens.audio_eos)
+    return tokenizer, {t: tokenizer.convert_tokens_to_ids(t) for t in tokens.specials()}
+
+
+def _omni_lm(tokenizer, ids: dict, **extra) -> dict:
+    # mrope splits head_dim/2 = 8 rotary pairs into (time, height, width) sections
+    return dict(_LM, vocab_size=len(tokenizer), tie_word_embeddings=False, eos_token_id=ids["<|im_end|>"],
+                pad_token_id=ids["<|endoftext|>"],
+                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}, **extra)
 
 
 def omni_model_parts(seed: int = 0):
@@ -194,52 +240,192 @@ def omni_model_parts(seed: int = 0):
 
     `AutoModelForMultimodalLM` maps model_type `qwen2_5_omni` to this whole-Omni class (the
     thinker's own type is not in its mapping), so that is what a checkpoint must hold; with
-    `enable_audio_output=False` it holds only the thinker. Used by the builder and, since the
-    processor cannot be made here, by the tests that measure the thinker's facts.
+    `enable_audio_output=False` it holds only the thinker.
     """
     from transformers import Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
 
-    tokenizer = train_tokenizer(_VOCAB, OMNI_SPECIAL_TOKENS, named_tokens=_OMNI_NAMED)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in OMNI_SPECIAL_TOKENS}
-    text = dict(_LM, vocab_size=len(tokenizer), tie_word_embeddings=False,
-                eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
-                # mrope splits head_dim/2 = 8 rotary pairs into (time, height, width) sections
-                rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]})
+    t = QWEN25_OMNI_TOKENS
+    tokenizer, ids = _omni_tokenizer(t)
     thinker = dict(
         audio_config=dict(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128,
                           num_mel_bins=128, max_source_positions=1500, n_window=100, output_dim=64),
         vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
                            fullatt_block_indexes=[0]),
-        text_config=text,
-        audio_token_index=ids["<|AUDIO|>"], image_token_index=ids["<|IMAGE|>"], video_token_index=ids["<|VIDEO|>"],
-        audio_start_token_id=ids["<|audio_bos|>"], audio_end_token_id=ids["<|audio_eos|>"],
-        vision_start_token_id=ids["<|vision_bos|>"], user_token_id=ids["<|im_start|>"],
+        text_config=_omni_lm(tokenizer, ids),
+        audio_token_index=ids[t.audio], image_token_index=ids[t.image], video_token_index=ids[t.video],
+        audio_start_token_id=ids[t.audio_bos], audio_end_token_id=ids[t.audio_eos],
+        vision_start_token_id=ids[t.vision_bos], user_token_id=ids["<|im_start|>"],
     )
     config = Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)
     return tokenizer, _seeded(seed, lambda: Qwen2_5OmniForConditionalGeneration(config))
 
 
+def _omni_processor(processor_class, tokenizer):
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor, WhisperFeatureExtractor
+
+    return processor_class(image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
+                           feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer,
+                           chat_template=tokenizer.chat_template)
+
+
 def _build_qwen2_5_omni(out: Path, seed: int, size: str) -> Path:
-    # The processor is the one part that cannot be made here (see omni_model_parts for the rest).
-    _require("qwen2_5_omni", "torchvision",
-             "Qwen2_5OmniProcessor always holds a Qwen2VLVideoProcessor, which needs torchvision; "
-             "the torchvision wheels on this disk need torch 2.14 or a CUDA build of torch 2.13")
-    raise ArchUnavailable("qwen2_5_omni: torchvision imports, but the processor build is not written: "
-                          "it could not be run where this was written")
+    _require("qwen2_5_omni")
+    from transformers import Qwen2_5OmniProcessor
+
+    tokenizer, model = omni_model_parts(seed)
+    processor = _omni_processor(Qwen2_5OmniProcessor, tokenizer)
+    _save(out, model, processor)
+    # from_pretrained of the whole Omni model reads the talker's speaker table, even without a
+    # talker; an empty one is what a text-only checkpoint has to carry.
+    import torch
+
+    torch.save({}, out / "spk_dict.pt")
+    return out
+
+
+def _build_qwen3_omni_moe(out: Path, seed: int, size: str) -> Path:
+    _require("qwen3_omni_moe")
+    from transformers import Qwen3OmniMoeConfig, Qwen3OmniMoeForConditionalGeneration, Qwen3OmniMoeProcessor
+
+    t = QWEN3_OMNI_TOKENS
+    tokenizer, ids = _omni_tokenizer(t)
+    lm = {k: v for k, v in _omni_lm(tokenizer, ids).items() if k != "intermediate_size"}
+    thinker = dict(
+        # n_window 50 (chunks of 100 mel frames): the processor's token rule assumes it.
+        audio_config=dict(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128,
+                          num_mel_bins=128, max_source_positions=1500, n_window=50, n_window_infer=800,
+                          output_dim=64, downsample_hidden_size=32),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                           deepstack_visual_indexes=[0], num_position_embeddings=64),
+        text_config=dict(lm, intermediate_size=128, moe_intermediate_size=32, num_experts=4, num_experts_per_tok=2,
+                         head_dim=16),
+        audio_token_id=ids[t.audio], image_token_id=ids[t.image], video_token_id=ids[t.video],
+        audio_start_token_id=ids[t.audio_bos], vision_start_token_id=ids[t.vision_bos],
+        user_token_id=ids["<|im_start|>"],
+    )
+    config = Qwen3OmniMoeConfig(thinker_config=thinker, enable_audio_output=False,
+                                im_start_token_id=ids["<|im_start|>"], im_end_token_id=ids["<|im_end|>"])
+    model = _seeded(seed, lambda: Qwen3OmniMoeForConditionalGeneration(config))
+    return _save(out, model, _omni_processor(Qwen3OmniMoeProcessor, tokenizer))
+
+
+# Phi-4-multimodal: `<|user|>...<|end|><|assistant|>`, an audio item renders as `<|audio|>` (the
+# placeholder the processor repeats to audio_embed_sizes), items in order. The processor's
+# __init__ takes no chat template, so only the tokenizer carries it (as on the real checkpoint).
+PHI4_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'audio' %}<|audio|>{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "<|end|>"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
 
 
 def _build_phi4_multimodal(out: Path, seed: int, size: str) -> Path:
-    _require("phi4_multimodal", "torchvision",
-             "Phi4MultimodalProcessor always holds Phi4MultimodalImageProcessor, a torchvision-backend "
-             "image processor; the torchvision wheels on this disk need torch 2.14 or a CUDA build of torch 2.13")
-    raise ArchUnavailable("phi4_multimodal: torchvision imports, but no tiny builder was written for this environment")
+    _require("phi4_multimodal")
+    from transformers import (
+        Phi4MultimodalConfig,
+        Phi4MultimodalFeatureExtractor,
+        Phi4MultimodalForCausalLM,
+        Phi4MultimodalImageProcessor,
+        Phi4MultimodalProcessor,
+    )
+
+    specials = ["<|endoftext|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>", "<|image|>", "<|audio|>"]
+    tokenizer = train_tokenizer(_VOCAB, specials, eos_token="<|end|>",
+                                named_tokens={"audio_token": "<|audio|>", "image_token": "<|image|>"})
+    tokenizer.chat_template = PHI4_CHAT_TEMPLATE
+    processor = Phi4MultimodalProcessor(image_processor=Phi4MultimodalImageProcessor(),
+                                        audio_processor=Phi4MultimodalFeatureExtractor(), tokenizer=tokenizer)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+    config = Phi4MultimodalConfig(
+        vocab_size=len(tokenizer), bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|end|>"],
+        pad_token_id=ids["<|endoftext|>"], **{k: v for k, v in _LM.items()},
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=28, crop_size=28, patch_size=14, image_token_id=ids["<|image|>"]),
+        audio_config=dict(hidden_size=32, intermediate_size=64, num_blocks=2, num_attention_heads=2,
+                          ext_pw_out_channel=32, depthwise_separable_out_channel=32, nemo_conv_channels=32,
+                          audio_token_id=ids["<|audio|>"]),
+    )
+    model = _seeded(seed, lambda: Phi4MultimodalForCausalLM(config))
+    return _save(out, model, processor)
+
+
+# Gemma 3n: `<start_of_turn>ROLE\n...<end_of_turn>\n`, the model's turn named `model`; an audio
+# item renders as `<audio_soft_token>`, which the processor replaces with its full audio sequence
+# (`\n\n<start_of_audio>` + audio_seq_length soft tokens + `<end_of_audio>\n\n`).
+GEMMA3N_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "<start_of_turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'audio' %}<audio_soft_token>{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "<end_of_turn>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
 
 
 def _build_gemma3n(out: Path, seed: int, size: str) -> Path:
-    _require("gemma3n", "timm",
-             "Gemma3nForConditionalGeneration always builds its vision tower as a TimmWrapperModel "
-             "(MobileNet-v5), and timm itself needs torchvision, which has no CPU build for torch 2.13 here")
-    raise ArchUnavailable("gemma3n: timm imports, but no tiny builder was written for this environment")
+    _require("gemma3n")
+    from transformers import (
+        Gemma3nAudioFeatureExtractor,
+        Gemma3nConfig,
+        Gemma3nForConditionalGeneration,
+        Gemma3nProcessor,
+        SiglipImageProcessor,
+    )
+
+    # Gemma 3n's vocabulary is text, then the vision tokens, then the audio tokens (each tower
+    # embeds its own range); the tokens that open each range are appended after the text BPE.
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<start_of_audio>"]
+    bpe = train_bpe(_VOCAB, specials)
+    text_vocab = bpe.get_vocab_size()
+    ranges = ["<end_of_image>", "<image_soft_token>", "<end_of_audio>", "<audio_soft_token>"]
+    bpe.add_special_tokens(ranges)
+    named = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>",
+             "boa_token": "<start_of_audio>", "eoa_token": "<end_of_audio>", "audio_token": "<audio_soft_token>"}
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<end_of_turn>", pad_token="<pad>",
+                                        bos_token="<bos>", unk_token=None, additional_special_tokens=specials[1:] + ranges,
+                                        model_max_length=32768, padding_side="left", extra_special_tokens=named)
+    tokenizer.chat_template = GEMMA3N_CHAT_TEMPLATE
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials + ranges}
+    assert [ids[t] for t in ranges] == list(range(text_vocab, text_vocab + 4)), ids
+    audio_tokens = 188  # as the real checkpoint: a 30 s clip's soft tokens (4x4 frame reduction)
+    processor = Gemma3nProcessor(feature_extractor=Gemma3nAudioFeatureExtractor(), image_processor=SiglipImageProcessor(),
+                                 tokenizer=tokenizer, chat_template=GEMMA3N_CHAT_TEMPLATE,
+                                 audio_seq_length=audio_tokens, image_seq_length=4)
+    config = Gemma3nConfig(
+        text_config=dict(vocab_size=text_vocab + 4, vocab_size_per_layer_input=text_vocab, hidden_size=64,
+                         intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=16, hidden_size_per_layer_input=8, num_kv_shared_layers=0, laurel_rank=4,
+                         altup_num_inputs=2, activation_sparsity_pattern=[0.0, 0.0], sliding_window=64,
+                         layer_types=["sliding_attention", "full_attention"], max_position_embeddings=4096,
+                         pad_token_id=ids["<pad>"], eos_token_id=ids["<end_of_turn>"], bos_token_id=ids["<bos>"]),
+        # timm's smallest registered EfficientNet: the tower is never run on audio-only inputs.
+        vision_config=dict(architecture="test_efficientnet", hidden_size=32, vocab_size=2, vocab_offset=text_vocab,
+                           do_pooling=True),
+        audio_config=dict(vocab_size=2, vocab_offset=text_vocab + 2, hidden_size=32, conf_num_attention_heads=2,
+                          conf_num_hidden_layers=2, sscp_conv_channel_size=[16, 8], conf_attention_chunk_size=12,
+                          conf_attention_context_left=13),
+        audio_soft_tokens_per_image=audio_tokens, vision_soft_tokens_per_image=4,
+        boi_token_id=ids["<start_of_image>"], eoi_token_id=ids["<end_of_image>"], image_token_id=ids["<image_soft_token>"],
+        boa_token_id=ids["<start_of_audio>"], eoa_token_id=ids["<end_of_audio>"], audio_token_id=ids["<audio_soft_token>"],
+    )
+    model = _seeded(seed, lambda: Gemma3nForConditionalGeneration(config))
+    return _save(out, model, processor)
 
 
 # Voxtral's tokenizer is mistral-common's Tekken (tiktoken ranks in tekken.json), rendered by
@@ -282,7 +468,7 @@ def _tekken_json(vocab_size: int) -> dict:
 
 
 def _build_voxtral(out: Path, seed: int, size: str) -> Path:
-    _require("voxtral", "mistral_common", "VoxtralProcessor's tokenizer is mistral-common's Tekken (MistralCommonBackend)")
+    _require("voxtral")
     import json
 
     from transformers import VoxtralConfig, VoxtralForConditionalGeneration, VoxtralProcessor, WhisperFeatureExtractor
@@ -320,9 +506,10 @@ BUILDERS: dict[str, TinyBuilder] = {
     b.arch: b
     for b in (
         TinyBuilder("qwen2_audio", _build_qwen2_audio, ("tiny", "small")),
-        TinyBuilder("qwen2_5_omni", _build_qwen2_5_omni),
-        TinyBuilder("granite_speech", _build_granite_speech),
         TinyBuilder("audioflamingo3", _build_audioflamingo3),
+        TinyBuilder("qwen2_5_omni", _build_qwen2_5_omni),
+        TinyBuilder("qwen3_omni_moe", _build_qwen3_omni_moe),
+        TinyBuilder("granite_speech", _build_granite_speech),
         TinyBuilder("phi4_multimodal", _build_phi4_multimodal),
         TinyBuilder("gemma3n", _build_gemma3n),
         TinyBuilder("voxtral", _build_voxtral),
