@@ -228,9 +228,11 @@ def test_backbone_vs_audio_llm_and_their_agreement(seed_runs, report):
         assert comp.stats.n == len(bb) == N_ITEMS - 1
         assert comp.stats.diff == pytest.approx(np.mean(d), abs=1e-12)
         agree = next(a for a in report.agreements if a.comparison is comp)
-        both = [k for k in bb if not bb[k]["extraction_failure"] and not llm[k]["extraction_failure"]]
+        answered = [k for k in bb if not bb[k]["extraction_failure"]]
+        both = [k for k in answered if not llm[k]["extraction_failure"]]
         same = [k for k in both if bb[k]["filtered_resps"][0] == llm[k]["filtered_resps"][0]]
-        assert (agree.n_both_answered, agree.n_same) == (len(both), len(same))
+        assert (agree.n_backbone_answered, agree.n_both_answered, agree.n_same) == (len(answered), len(both), len(same))
+        assert agree.seed_rate == (len(same) / len(answered) if answered else None)  # the seed's denominator
         assert agree.rate == (len(same) / len(both) if both else None)
 
 

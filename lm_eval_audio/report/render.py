@@ -44,11 +44,13 @@ SECTIONS = {
                "paired bootstrap interval in the labels."),
     "seed": ("The seed's MMLU numbers",
              "Total: accuracy over all items (unanswered counts as wrong). Answered: accuracy over the answered "
-             "items. Answered share: 1 − extraction failure. Filter strict: the response, stripped, is exactly "
+             "items. Answered share: 1 − extraction failure. Filter strict: the response is exactly "
              "one letter (the seed's rule for speech); choice: our extraction (the sound variant of the seed's "
              "gpt-4o-mini mapping for text)."),
     "agreement": ("Backbone and audio LLM agreement",
-                  "On the items both answered, how often the two gave the same letter."),
+                  "How often the audio LLM gave the backbone's letter. Seed agreement: over the items the "
+                  "backbone answered, an item the audio LLM left unanswered counting as a disagreement (the "
+                  "seed's denominator). Beside it, over the items both answered."),
     views.DEGRADATION: ("Degradation: speech − text (same model, same items)", ""),
     views.ADAPTER: ("Adapters: after − before (same items)",
                     "The seed scored its adapter on the very items it was fine-tuned on: those rows are "
@@ -223,17 +225,17 @@ def seed_rows(report: Report) -> Table:
 
 
 def agreement_rows(report: Report) -> Table:
-    """Backbone vs audio LLM agreement on items both answered."""
-    header = ["audio LLM vs backbone", "filter", "items paired", "both answered", "same answer", "agreement",
-              "both right"]
+    """Backbone vs audio LLM agreement: the seed's (over backbone-answered items) and over both answered."""
+    header = ["audio LLM vs backbone", "filter", "items paired", "backbone answered", "both answered",
+              "same answer", "seed agreement (of backbone answered)", "agreement of both answered", "both right"]
     body = []
     for a in report.agreements:
         c = a.comparison
         if a.problem:
-            body.append([c.model, c.filter_b, "-", "-", "-", f"not computed: {a.problem}", "-"])
+            body.append([c.model, c.filter_b, "-", "-", "-", "-", f"not computed: {a.problem}", "-", "-"])
             continue
-        body.append([c.model, c.filter_b, str(a.n_paired), str(a.n_both_answered), str(a.n_same),
-                     fmt(a.rate), str(a.n_both_correct)])
+        body.append([c.model, c.filter_b, str(a.n_paired), str(a.n_backbone_answered), str(a.n_both_answered),
+                     str(a.n_same), fmt(a.seed_rate), fmt(a.rate), str(a.n_both_correct)])
     return header, body
 
 
