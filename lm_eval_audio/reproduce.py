@@ -82,6 +82,8 @@ class SeedConfig:
     timbre_before_tasks: tuple[str, ...] = ("timbre_range_seed", "timbre_range_seed_validation")
     timbre_after_tasks: tuple[str, ...] = ("timbre_range_seed_ft", "timbre_range_seed_ft_validation")
     tts_backend: str | None = "openai"  # the seed's gpt-4o-mini-tts; None: the environment's
+    tts_audio_format: str = "mp3"  # openai: the seed's request set none, so it got the API's MP3
+    clips_dir: str | None = None  # tts_backend "clips": the folder of pre-made clips
     chat_template: bool = True
     dtype: str | None = None
     device: str | None = None
@@ -184,13 +186,28 @@ def run_experiment(exp: Experiment, out: Path, cfg: SeedConfig) -> Path:
     return out
 
 
+def speech_environment(cfg: SeedConfig) -> dict[str, str]:
+    """The environment that makes the spoken tasks' clips as `cfg` says (synthesised, or read from
+    a folder of pre-made clips); empty when `cfg` leaves speech to the environment."""
+    from lm_eval_audio.tts.config import ENV_BACKEND, ENV_CLIPS_DIR, ENV_FORMAT
+
+    if not cfg.tts_backend:
+        return {}
+    env = {ENV_BACKEND: cfg.tts_backend}
+    if cfg.tts_backend == "openai":
+        env[ENV_FORMAT] = cfg.tts_audio_format
+    if cfg.tts_backend == "clips":
+        if not cfg.clips_dir:
+            raise ValueError("tts_backend clips needs clips_dir (--clips-dir): the folder of the clips")
+        env[ENV_CLIPS_DIR] = str(Path(cfg.clips_dir).expanduser().resolve())
+    return env
+
+
 def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: bool = True) -> Path:
     """Run the study's experiments into `output`/runs and write the report to `output`/report."""
     from tqdm import tqdm
 
-    if cfg.tts_backend:
-        # The spoken tasks' clips are made by the TTS configuration the environment names.
-        os.environ["LM_EVAL_AUDIO_TTS_BACKEND"] = cfg.tts_backend
+    os.environ.update(speech_environment(cfg))
     if cfg.threads:
         import torch
 
@@ -275,8 +292,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--adapter-config", default=None, help=f"finetune config (default {FINETUNE_CONFIG.name})")
     parser.add_argument("--adapter-steps", type=int, default=None, help="training steps (default: the config's epochs)")
     parser.add_argument("--asr-task", default=None, help=f"ASR task (default {d.asr_task})")
-    parser.add_argument("--tts-backend", default=None, choices=("openai", "espeak"),
-                        help="speech of the spoken tasks (seed: openai, the seed's; demo: espeak)")
+    parser.add_argument("--tts-backend", default=None, choices=("openai", "espeak", "clips"),
+                        help="speech of the spoken tasks (seed: openai, the seed's, as MP3; demo: espeak; "
+                             "clips: your own files in --clips-dir)")
+    parser.add_argument("--clips-dir", default=None,
+                        help="folder of pre-made clips, question_{i}.<ext> by the seed's position or "
+                             "<subject>_<row>.<ext> (implies --tts-backend clips)")
     parser.add_argument("--no-chat-template", action="store_true", help="do not apply chat templates")
     parser.add_argument("--dtype", default=None, help="dtype of the LLMs (e.g. bfloat16, float32)")
     parser.add_argument("--device", default=None)
@@ -305,8 +326,13 @@ def config_from_args(args: argparse.Namespace) -> SeedConfig:
         audio_llm_base=args.audio_llm_base, whisper=args.whisper, whisper_backend=args.whisper_backend,
         whisper_decoding=args.whisper_decoding, adapter=args.adapter, adapter_config=args.adapter_config,
         adapter_steps=args.adapter_steps, asr_task=args.asr_task, tts_backend=args.tts_backend,
-        dtype=args.dtype, device=args.device, batch_size=args.batch_size, limit=args.limit,
+        clips_dir=args.clips_dir, dtype=args.dtype, device=args.device, batch_size=args.batch_size, limit=args.limit,
     ).items() if v is not None}
+    if args.clips_dir:
+        if not Path(args.clips_dir).expanduser().is_dir():
+            raise SystemExit(f"--clips-dir: folder not found: {args.clips_dir}")
+        if given.setdefault("tts_backend", "clips") != "clips":
+            raise SystemExit(f"--clips-dir reads pre-made clips; it does not go with --tts-backend {args.tts_backend}")
     if args.no_chat_template:
         given["chat_template"] = False
     if args.trust_remote_code:

@@ -247,3 +247,23 @@ def test_seed_judge_replays_a_recorded_reply_cache_without_network(fake, tmp_pat
     assert [r[0] for r in replay] == recorded and [r[0].method for r in replay][:2] == ["judge", "judge"]
     with pytest.raises((JudgeError, OpenAIKeyError)):  # an answer never recorded needs the endpoint
         ChoiceFilter(judge_protocol="seed").apply([["London"]], [doc])
+
+
+def test_seed_speech_is_requested_as_mp3_and_cached_as_such(fake, tmp_path):
+    t = np.arange(24000) / 24000
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 24000, format="MP3",
+             subtype="MPEG_LAYER_III")
+    fake.speech_body = buf.getvalue()
+    mp3 = Synthesizer(TTSConfig(backend="openai", audio_format="mp3", cache_dir=tmp_path))
+    path = mp3.clip("What is two plus two?")
+    assert fake.requests[-1]["body"]["response_format"] == "mp3"  # what the seed's default request got
+    assert path.suffix == ".mp3" and path.read_bytes() == fake.speech_body
+    assert mp3.describe()["audio_format"] == "mp3" and abs(len(decode_audio(str(path))) - 16000) < 1200
+    fake.speech_body = _flac()
+    flac = Synthesizer(TTSConfig(backend="openai", cache_dir=tmp_path)).clip("What is two plus two?")
+    assert flac.suffix == ".flac" and flac != path  # another format is another clip
+    with pytest.raises(ValueError, match="unknown openai audio format 'ogg'"):
+        TTSConfig(backend="openai", audio_format="ogg")
+    with pytest.raises(ValueError, match="espeak backend takes no audio format"):
+        TTSConfig(backend="espeak", audio_format="mp3")

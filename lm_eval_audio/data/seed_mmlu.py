@@ -30,6 +30,7 @@ alternatives are the stored strings, not stripped (some questions end in a newli
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -133,6 +134,19 @@ def embedded_items() -> list[dict]:
     if len(items) != SEED_SIZE:
         raise SeedItemsError(f"{EMBEDDED} holds {len(items)} items, expected {SEED_SIZE}")
     return items
+
+
+@functools.lru_cache(maxsize=1)
+def _positions() -> dict[str, int]:
+    return {item["mmlu_id"]: i for i, item in enumerate(embedded_items())}
+
+
+def seed_position(mmlu_id: str) -> int:
+    """The item's position in the seed's order (its clips were `question_{position}`)."""
+    try:
+        return _positions()[mmlu_id]
+    except KeyError:
+        raise SeedItemsError(f"{mmlu_id!r} is not one of the seed's {SEED_SIZE} MMLU items") from None
 
 
 def seed_items(mmlu_path: str | os.PathLike | None = None) -> list[dict]:

@@ -17,8 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the `synth` subcommand."""
     parser.add_argument("--task", required=True, action="append",
                         help="lm-eval task or group with doc_to_audio (e.g. spoken_mmlu_seed); repeatable")
-    parser.add_argument("--backend", choices=["espeak", "openai"], default=None,
-                        help="speech engine (default: $LM_EVAL_AUDIO_TTS_BACKEND, else espeak)")
+    parser.add_argument("--backend", choices=["espeak", "openai", "clips"], default=None,
+                        help="speech engine, or clips: pre-made files in --clips-dir (checked, not made) "
+                             "(default: $LM_EVAL_AUDIO_TTS_BACKEND, else espeak)")
+    parser.add_argument("--clips-dir", default=None,
+                        help="clips backend: folder of question_{i}.<ext> or <item id>.<ext> files")
+    parser.add_argument("--audio-format", choices=["flac", "mp3"], default=None,
+                        help="openai backend: the format requested (default flac; the seed got mp3)")
     parser.add_argument("--voice", default=None, help="espeak voice (en-us) or OpenAI voice (alloy)")
     parser.add_argument("--model", default=None, help="OpenAI speech model (default gpt-4o-mini-tts)")
     parser.add_argument("--instructions", default=None, help="OpenAI voice instructions (default: the seed's)")
@@ -40,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from . import ClipMissingError, Synthesizer, TTSConfig, use_synthesizer
 
     config = TTSConfig.from_env(backend=args.backend, voice=args.voice, model=args.model,
-                                instructions=args.instructions, rate=args.rate, cache_dir=args.cache_dir)
+                                instructions=args.instructions, rate=args.rate, cache_dir=args.cache_dir,
+                                clips_dir=args.clips_dir, audio_format=args.audio_format)
     config = config.with_(synthesize=not args.check)
     metadata = {"mmlu_path": args.mmlu_path} if args.mmlu_path else {}
     # Indexing lm-eval's thousands of built-in YAMLs costs tens of seconds and none of them is
@@ -62,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
             for doc_id, doc in enumerate(tqdm(docs, desc=name, unit="doc")):
                 try:
                     task.doc_to_audio(doc)
-                except ClipMissingError:
+                except ClipMissingError as e:
                     missing += 1
+                    if config.backend == "clips":  # nothing can make it: name the item and the file
+                        failures.append(f"{name} doc {doc_id}: {e}")
                 except Exception as e:  # one bad item must not stop the other clips; all are listed below
                     failures.append(f"{name} doc {doc_id}: {e}")
     s = synth.stats
