@@ -10,8 +10,9 @@ item, inside the harness (`SEED_PROTOCOL.md` in the team's shared folder has eve
    *base* Qwen2-Audio-7B with its own prompt (`librispeech_dev_clean_200`, `wer` and `wer_seed`);
 4. timbre range on Qwen2-Audio-Instruct before (`timbre_range_seed`) and after a LoRA adapter
    (`timbre_range_seed_ft`) trained as the seed's ms-swift run was
-   (`finetune/configs/timbre_seed.yaml`), both on the seed's 200 train items and, beside them,
-   on the held-out validation split.
+   (`finetune/configs/timbre_seed.yaml`, an adapter kept every step) and scored at the seed's
+   step, `checkpoint-37` (`--checkpoint-step`), both on the seed's 200 train items and, beside
+   them, on the held-out validation split.
 Every model, the adapter and the data locations can be overridden. Each experiment writes a
 normal lm-eval output folder (results JSON and per-sample JSONL) under DIR/runs/<experiment>;
 an experiment whose folder already holds results is not run again (pass --rerun), so an
@@ -74,6 +75,7 @@ class SeedConfig:
     adapter: str | None = None  # existing LoRA adapter; None: train one as the seed did
     adapter_config: str = str(FINETUNE_CONFIG)
     adapter_steps: int | None = None  # None: the config's epochs (the seed's 3)
+    adapter_step: int | None = 37  # the step whose adapter is scored (the seed's checkpoint-37); None: the final
     backbone_tasks: tuple[str, ...] = ("mmlu_seed_backbone",)
     mmlu_text_tasks: tuple[str, ...] = ("mmlu_seed", "mmlu_seed_mc")
     mmlu_spoken_tasks: tuple[str, ...] = ("spoken_mmlu_seed", "spoken_mmlu_seed_mc")
@@ -224,6 +226,12 @@ def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: 
             logger.info("training the timbre LoRA adapter as the seed did (%s)", cfg.adapter_config)
             train_adapter(cfg, adapter_dir)
         adapter = str(adapter_dir)
+    if adapter is not None and cfg.adapter_step is not None:
+        from lm_eval_audio.trust.training import adapter_at_step
+
+        adapter = str(adapter_at_step(adapter, cfg.adapter_step))
+        logger.info("scoring the adapter of step %d (%s); the final adapter stays in its run folder",
+                    cfg.adapter_step, adapter)
     experiments = cfg.experiments(adapter)
     for exp in tqdm(experiments, desc="seed study", unit="experiment"):
         folder = runs / exp.name
@@ -291,6 +299,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: train one with the finetune module)")
     parser.add_argument("--adapter-config", default=None, help=f"finetune config (default {FINETUNE_CONFIG.name})")
     parser.add_argument("--adapter-steps", type=int, default=None, help="training steps (default: the config's epochs)")
+    parser.add_argument("--checkpoint-step", default=None,
+                        help=f"score the adapter of this training step (default {d.adapter_step}, the seed's "
+                             "checkpoint-37), or 'final'; from --adapter too, when it is a run folder")
     parser.add_argument("--asr-task", default=None, help=f"ASR task (default {d.asr_task})")
     parser.add_argument("--tts-backend", default=None, choices=("openai", "espeak", "clips"),
                         help="speech of the spoken tasks (seed: openai, the seed's, as MP3; demo: espeak; "
@@ -328,6 +339,13 @@ def config_from_args(args: argparse.Namespace) -> SeedConfig:
         adapter_steps=args.adapter_steps, asr_task=args.asr_task, tts_backend=args.tts_backend,
         clips_dir=args.clips_dir, dtype=args.dtype, device=args.device, batch_size=args.batch_size, limit=args.limit,
     ).items() if v is not None}
+    if args.checkpoint_step is not None:
+        step = str(args.checkpoint_step).strip().lower()
+        if step != "final" and not (step.isdigit() and int(step) > 0):
+            raise SystemExit(f"--checkpoint-step: a step number > 0 or 'final', got {args.checkpoint_step!r}")
+        given["adapter_step"] = None if step == "final" else int(step)
+    elif args.adapter:
+        given["adapter_step"] = None  # an adapter given as such is scored as it is
     if args.clips_dir:
         if not Path(args.clips_dir).expanduser().is_dir():
             raise SystemExit(f"--clips-dir: folder not found: {args.clips_dir}")
