@@ -23,6 +23,11 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 
+class ClipMissingError(LookupError):
+    """A clip is not there: not in the cache with synthesis off (the message names the command to
+    run), or not in a clips folder (the message names the item and the files looked for)."""
+
+
 def item_stem(item_id: str) -> str:
     """The file stem of an item id: `/` (not allowed in a file name) replaced by `_`."""
     return str(item_id).replace("/", "_")
@@ -49,8 +54,6 @@ class ClipFolder:
 
     def find(self, stems: Sequence[str], name: str) -> Path:
         """The clip of the first stem present; `name` is the item as errors show it."""
-        from .synthesizer import ClipMissingError
-
         if not stems:
             raise ClipMissingError(f"{name}: the clips backend needs the item's file name, and this task gives none")
         index = self._index()

@@ -12,13 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from .cache import ClipCache, ClipSpec
+from .clips import ClipFolder, ClipMissingError
 from .config import ENV_SYNTH, TTSConfig
 
 logger = logging.getLogger(__name__)
-
-
-class ClipMissingError(LookupError):
-    """A clip is not in the cache and synthesis is off; the message names the command to run."""
 
 
 class SynthesisError(RuntimeError):
@@ -67,11 +64,7 @@ class Synthesizer:
         self.stats = SynthStats()
         self._backend = None
         self._options: tuple | None = None
-        self._folder = None
-        if self.config.backend == "clips":
-            from .clips import ClipFolder
-
-            self._folder = ClipFolder(self.config.clips_dir)
+        self._folder = ClipFolder(self.config.clips_dir) if self.config.backend == "clips" else None
 
     def _engine_options(self) -> tuple:
         if self._options is None:
