@@ -77,7 +77,9 @@ class DataConfig:
 class TrainingConfig:
     """Optimisation and checkpointing. `max_steps` > 0 overrides `epochs`. `resume`: `auto`
     continues from the newest checkpoint in `output_dir` if there is one; `never` refuses to
-    write into a folder that already holds checkpoints; or a checkpoint folder to resume from."""
+    write into a folder that already holds checkpoints; or a checkpoint folder to resume from.
+    `adapter_snapshots`: steps whose adapter is kept (weights and trainer state, no optimizer) in
+    `output_dir/steps/checkpoint-N`, whatever the rotation of `save_steps` checkpoints deletes."""
 
     output_dir: str = "finetune-out"
     learning_rate: float = 1e-4
@@ -96,6 +98,9 @@ class TrainingConfig:
     logging_steps: int = 10
     dataloader_workers: int = 0
     resume: str = "auto"
+    # Adapter-only snapshots kept beside the rotating checkpoints, in `output_dir/steps/checkpoint-N`:
+    # "every" step (as the seed's ms-swift run kept them) or a list of steps.
+    adapter_snapshots: str | list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -149,6 +154,9 @@ class FinetuneConfig:
                 re.compile(l.target_modules)
             except re.error as e:
                 raise ValueError(f"config: lora.target_modules is not a valid regex: {e}") from e
+        snaps = t.adapter_snapshots
+        if snaps != "every" and not (isinstance(snaps, list) and all(isinstance(n, int) and n >= 1 for n in snaps)):
+            raise ValueError(f"config: training.adapter_snapshots must be 'every' or a list of steps >= 1, got {snaps!r}")
         if t.resume not in ("auto", "never") and not Path(t.resume).is_dir():
             raise ValueError(f"config: training.resume must be auto, never or a checkpoint folder; {t.resume!r} is none")
         return self

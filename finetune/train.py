@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +21,12 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from lm_eval_audio.arch.prompts import PromptFormat
+from lm_eval_audio.trust.training import SNAPSHOTS_DIR
 
 from finetune.collate import AudioSFTCollator
 from finetune.config import LM_TARGETS, FinetuneConfig, save_config
@@ -98,6 +100,38 @@ class AdapterTrainer(Trainer):
             logs["answer_token_accuracy"] = round(sum(self._token_acc) / len(self._token_acc), 4)
             self._token_acc = []
         super().log(logs, start_time)
+
+
+class AdapterSnapshots(TrainerCallback):
+    """Keeps the adapter of chosen steps in `output_dir/steps/checkpoint-N`: its weights, the
+    run's config and the trainer state (step, epoch, loss log so far), nothing to resume from.
+
+    Trainer's own checkpoints rotate (`save_total_limit`) and carry the optimizer; these are the
+    small, permanent record of what the adapter was at a step (the seed scored `checkpoint-37`).
+    Each is written to a temporary folder and renamed, so a folder that exists is complete.
+    """
+
+    def __init__(self, trainer: "AdapterTrainer", steps: str | list[int]) -> None:
+        self.trainer = trainer
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kwargs):
+        step = state.global_step
+        if self.steps != "every" and step not in self.steps:
+            return
+        if not self.trainer.is_world_process_zero():
+            return
+        root = Path(args.output_dir) / SNAPSHOTS_DIR
+        final = root / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        tmp = root / f".tmp-{final.name}"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        self.trainer._peft_model().save_pretrained(str(tmp))
+        save_config(self.trainer.finetune_config, tmp / CONFIG_FILE)
+        state.save_to_json(str(tmp / TRAINER_STATE_NAME))
+        if final.exists():  # a rerun of the same step after a resume
+            shutil.rmtree(final)
+        os.replace(tmp, final)
 
 
 @dataclass
@@ -240,6 +274,8 @@ def train(config: FinetuneConfig) -> RunResult:
         model=model, args=args, train_dataset=ExampleDataset(examples), data_collator=collator,
         processing_class=tokenizer, finetune_config=config,
     )
+    if t.adapter_snapshots:
+        trainer.add_callback(AdapterSnapshots(trainer, t.adapter_snapshots))
     if resume:
         logger.info("resuming from %s", resume)
     started = time.perf_counter()

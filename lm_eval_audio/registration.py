@@ -14,6 +14,7 @@ LAZY: dict[str, dict[str, object]] = {
         "choice_letter": "lm_eval_audio.filters.choice:ChoiceFilter",  # issue 3
         "label_index": "lm_eval_audio.filters.label:LabelIndexFilter",  # issue 7
         "strict_letter": "lm_eval_audio.filters.choice:StrictLetterFilter",  # issue 10
+        "lenient_letter": "lm_eval_audio.filters.choice:LenientLetterFilter",
         "strict_label": "lm_eval_audio.filters.label:StrictLabelFilter",  # issue 10
     },
     "metric_registry": {

@@ -10,8 +10,9 @@ item, inside the harness (`SEED_PROTOCOL.md` in the team's shared folder has eve
    *base* Qwen2-Audio-7B with its own prompt (`librispeech_dev_clean_200`, `wer` and `wer_seed`);
 4. timbre range on Qwen2-Audio-Instruct before (`timbre_range_seed`) and after a LoRA adapter
    (`timbre_range_seed_ft`) trained as the seed's ms-swift run was
-   (`finetune/configs/timbre_seed.yaml`), both on the seed's 200 train items and, beside them,
-   on the held-out validation split.
+   (`finetune/configs/timbre_seed.yaml`, an adapter kept every step) and scored at the seed's
+   step, `checkpoint-37` (`--checkpoint-step`), both on the seed's 200 train items and, beside
+   them, on the held-out validation split.
 Every model, the adapter and the data locations can be overridden. Each experiment writes a
 normal lm-eval output folder (results JSON and per-sample JSONL) under DIR/runs/<experiment>;
 an experiment whose folder already holds results is not run again (pass --rerun), so an
@@ -74,6 +75,7 @@ class SeedConfig:
     adapter: str | None = None  # existing LoRA adapter; None: train one as the seed did
     adapter_config: str = str(FINETUNE_CONFIG)
     adapter_steps: int | None = None  # None: the config's epochs (the seed's 3)
+    adapter_step: int | None = 37  # the step whose adapter is scored (the seed's checkpoint-37); None: the final
     backbone_tasks: tuple[str, ...] = ("mmlu_seed_backbone",)
     mmlu_text_tasks: tuple[str, ...] = ("mmlu_seed", "mmlu_seed_mc")
     mmlu_spoken_tasks: tuple[str, ...] = ("spoken_mmlu_seed", "spoken_mmlu_seed_mc")
@@ -82,6 +84,8 @@ class SeedConfig:
     timbre_before_tasks: tuple[str, ...] = ("timbre_range_seed", "timbre_range_seed_validation")
     timbre_after_tasks: tuple[str, ...] = ("timbre_range_seed_ft", "timbre_range_seed_ft_validation")
     tts_backend: str | None = "openai"  # the seed's gpt-4o-mini-tts; None: the environment's
+    tts_audio_format: str = "mp3"  # openai: the seed's request set none, so it got the API's MP3
+    clips_dir: str | None = None  # tts_backend "clips": the folder of pre-made clips
     chat_template: bool = True
     dtype: str | None = None
     device: str | None = None
@@ -184,13 +188,28 @@ def run_experiment(exp: Experiment, out: Path, cfg: SeedConfig) -> Path:
     return out
 
 
+def speech_environment(cfg: SeedConfig) -> dict[str, str]:
+    """The environment that makes the spoken tasks' clips as `cfg` says (synthesised, or read from
+    a folder of pre-made clips); empty when `cfg` leaves speech to the environment."""
+    from lm_eval_audio.tts.config import ENV_BACKEND, ENV_CLIPS_DIR, ENV_FORMAT
+
+    if not cfg.tts_backend:
+        return {}
+    env = {ENV_BACKEND: cfg.tts_backend}
+    if cfg.tts_backend == "openai":
+        env[ENV_FORMAT] = cfg.tts_audio_format
+    if cfg.tts_backend == "clips":
+        if not cfg.clips_dir:
+            raise ValueError("tts_backend clips needs clips_dir (--clips-dir): the folder of the clips")
+        env[ENV_CLIPS_DIR] = str(Path(cfg.clips_dir).expanduser().resolve())
+    return env
+
+
 def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: bool = True) -> Path:
     """Run the study's experiments into `output`/runs and write the report to `output`/report."""
     from tqdm import tqdm
 
-    if cfg.tts_backend:
-        # The spoken tasks' clips are made by the TTS configuration the environment names.
-        os.environ["LM_EVAL_AUDIO_TTS_BACKEND"] = cfg.tts_backend
+    os.environ.update(speech_environment(cfg))
     if cfg.threads:
         import torch
 
@@ -207,6 +226,12 @@ def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: 
             logger.info("training the timbre LoRA adapter as the seed did (%s)", cfg.adapter_config)
             train_adapter(cfg, adapter_dir)
         adapter = str(adapter_dir)
+    if adapter is not None and cfg.adapter_step is not None:
+        from lm_eval_audio.trust.training import adapter_at_step
+
+        adapter = str(adapter_at_step(adapter, cfg.adapter_step))
+        logger.info("scoring the adapter of step %d (%s); the final adapter stays in its run folder",
+                    cfg.adapter_step, adapter)
     experiments = cfg.experiments(adapter)
     for exp in tqdm(experiments, desc="seed study", unit="experiment"):
         folder = runs / exp.name
@@ -274,9 +299,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: train one with the finetune module)")
     parser.add_argument("--adapter-config", default=None, help=f"finetune config (default {FINETUNE_CONFIG.name})")
     parser.add_argument("--adapter-steps", type=int, default=None, help="training steps (default: the config's epochs)")
+    parser.add_argument("--checkpoint-step", default=None,
+                        help=f"score the adapter of this training step (default {d.adapter_step}, the seed's "
+                             "checkpoint-37), or 'final'; from --adapter too, when it is a run folder")
     parser.add_argument("--asr-task", default=None, help=f"ASR task (default {d.asr_task})")
-    parser.add_argument("--tts-backend", default=None, choices=("openai", "espeak"),
-                        help="speech of the spoken tasks (seed: openai, the seed's; demo: espeak)")
+    parser.add_argument("--tts-backend", default=None, choices=("openai", "espeak", "clips"),
+                        help="speech of the spoken tasks (seed: openai, the seed's, as MP3; demo: espeak; "
+                             "clips: your own files in --clips-dir)")
+    parser.add_argument("--clips-dir", default=None,
+                        help="folder of pre-made clips, question_{i}.<ext> by the seed's position or "
+                             "<subject>_<row>.<ext> (implies --tts-backend clips)")
     parser.add_argument("--no-chat-template", action="store_true", help="do not apply chat templates")
     parser.add_argument("--dtype", default=None, help="dtype of the LLMs (e.g. bfloat16, float32)")
     parser.add_argument("--device", default=None)
@@ -305,8 +337,20 @@ def config_from_args(args: argparse.Namespace) -> SeedConfig:
         audio_llm_base=args.audio_llm_base, whisper=args.whisper, whisper_backend=args.whisper_backend,
         whisper_decoding=args.whisper_decoding, adapter=args.adapter, adapter_config=args.adapter_config,
         adapter_steps=args.adapter_steps, asr_task=args.asr_task, tts_backend=args.tts_backend,
-        dtype=args.dtype, device=args.device, batch_size=args.batch_size, limit=args.limit,
+        clips_dir=args.clips_dir, dtype=args.dtype, device=args.device, batch_size=args.batch_size, limit=args.limit,
     ).items() if v is not None}
+    if args.checkpoint_step is not None:
+        step = str(args.checkpoint_step).strip().lower()
+        if step != "final" and not (step.isdigit() and int(step) > 0):
+            raise SystemExit(f"--checkpoint-step: a step number > 0 or 'final', got {args.checkpoint_step!r}")
+        given["adapter_step"] = None if step == "final" else int(step)
+    elif args.adapter:
+        given["adapter_step"] = None  # an adapter given as such is scored as it is
+    if args.clips_dir:
+        if not Path(args.clips_dir).expanduser().is_dir():
+            raise SystemExit(f"--clips-dir: folder not found: {args.clips_dir}")
+        if given.setdefault("tts_backend", "clips") != "clips":
+            raise SystemExit(f"--clips-dir reads pre-made clips; it does not go with --tts-backend {args.tts_backend}")
     if args.no_chat_template:
         given["chat_template"] = False
     if args.trust_remote_code:

@@ -314,6 +314,13 @@ def make_adapter(model_dir: Path, out: Path) -> Path:
     cfg = LoraConfig(r=4, lora_alpha=16, init_lora_weights=False,
                      target_modules=r".*language_model.*\.(q_proj|v_proj)")
     get_peft_model(model, cfg).save_pretrained(out)
+    # Its trainer state, as a training run writes it into the checkpoint of the step it keeps
+    # (the seed's checkpoint-37 of a 150-step run, loss logged every 5 steps).
+    from transformers import TrainerState
+
+    state = TrainerState(global_step=37, max_steps=150, num_train_epochs=3, epoch=0.74,
+                         log_history=[{"step": s, "loss": round(2.0 / (1 + s / 10), 4)} for s in range(5, 40, 5)])
+    state.save_to_json(str(out / "trainer_state.json"))
     return out
 
 

@@ -274,3 +274,31 @@ def test_jsonl_run_writes_adapter_and_merges(tiny_model_dir, tmp_path):
 
     with pytest.raises(ValueError, match="not a PEFT adapter folder"):
         merge_adapter(tmp_path, tmp_path / "m2")
+
+
+def test_every_step_keeps_its_adapter_and_its_training_log(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from finetune.cli import main
+    from lm_eval_audio.trust.training import adapter_at_step, adapter_training
+
+    for i in range(4):
+        _tone(tmp_path / f"c{i}.wav", 0.8, f0=300 + 200 * i)
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(
+        json.dumps({"messages": [{"role": "user", "content": "<audio>Pitch?"},
+                                 {"role": "assistant", "content": str(i % 3)}], "audios": [f"c{i}.wav"]}) + "\n"
+        for i in range(4)))
+    out = tmp_path / "out"
+    assert main(["--pretrained", str(tiny_model_dir), "--jsonl", str(path), "--output-dir", str(out),
+                 "--max-steps", "3", "--batch-size", "1", "--save-steps", "50", "--no-eval",
+                 "--set", "training.adapter_snapshots=every", "--set", "training.logging_steps=1"]) == 0
+    steps = sorted(p.name for p in (out / "steps").iterdir())
+    assert steps == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]  # nothing half-written left behind
+    two = adapter_at_step(out, 2)
+    weights = [load_file(str(p / "adapter_model.safetensors")) for p in (two, out)]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # step 2 is not the final adapter
+    record = adapter_training(str(two))
+    assert record["step"] == 2 and record["max_steps"] == 3
+    assert record["run"]["step"] == 3 and [s for s, _ in record["run"]["loss_log"]] == [1, 2, 3]
+    assert adapter_training(str(out))["step"] == 3 and adapter_training(None) is None

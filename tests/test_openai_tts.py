@@ -177,8 +177,9 @@ def test_judge_maps_only_unmapped_answers_and_is_cached(fake, tmp_path, monkeypa
     assert ChoiceFilter().apply([["I refuse"]], [doc]) == [[UNMAPPED]]
 
 
-def test_seed_judge_protocol_sends_the_seeds_prompt_for_every_answer(fake, tmp_path, monkeypatch):
+def test_seed_judge_protocol_sends_the_seeds_request_for_every_nonempty_answer(fake, tmp_path, monkeypatch):
     from lm_eval_audio.data.seed_mmlu import JUDGE_SYSTEM, judge_prompt
+    from lm_eval_audio.filters.judge import judge_settings
 
     monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "tts"))
     monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
@@ -186,16 +187,83 @@ def test_seed_judge_protocol_sends_the_seeds_prompt_for_every_answer(fake, tmp_p
     doc = {"question": "Capital of France?\n", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
     fake.judge_reply = "B"
     filt = ChoiceFilter(judge_protocol="seed")
-    out = filt.apply([["The answer is D."], ["BLANK please"]], [doc, doc])
+    out = filt.apply([["The answer is D."], [""], ["BLANK please", "NA"]], [doc, doc, doc])
     chats = [r["body"] for r in fake.requests if r["path"].endswith("/chat/completions")]
-    # Every answer goes to the judge (the seed's cleaning), even one the rules would map.
+    # Every non-empty answer goes to the judge (the seed's cleaning), even one the rules would
+    # map; empty and missing ones ("", "NA" as pandas reads it) never do.
     assert [c["messages"] for c in chats] == [
         [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": judge_prompt(doc, a)}]
         for a in ("The answer is D.", "BLANK please")]
     assert chats[0]["messages"][1]["content"].endswith(
         "alternatives: A. London\nB. Paris\nC. Rome\nD. Berlin\nAnswer:\nmodel answer: The answer is D.")
-    assert out == [["B"], ["B"]] and judge_rate(["B"], out[0]) == 1.0
-    fake.judge_reply = "BLANK"
-    assert ChoiceFilter(judge_protocol="seed").apply([["no idea"]], [doc]) == [[UNMAPPED]]
+    # The seed's request: the API's default sampling, nothing but model and messages.
+    assert all(sorted(c) == ["messages", "model"] for c in chats)
+    assert out == [["B"], [UNMAPPED], ["B", UNMAPPED]] and judge_rate(["B"], out[0]) == 1.0
+    assert [o.method for o in out[1] + out[2]] == ["empty", "judge", "empty"]
+    # The reply is kept only when it is exactly a letter.
+    for reply in ("BLANK", "A.", " C", "c"):
+        fake.judge_reply = reply
+        assert ChoiceFilter(judge_protocol="seed").apply([[f"no idea {reply}"]], [doc]) == [[UNMAPPED]]
+    settings = judge_settings()["judge_request_settings"]
+    assert settings == {"ours": {"temperature": 0, "max_tokens": 3},
+                        "seed": "API defaults (no temperature, no max_tokens)"}
     with pytest.raises(ValueError, match="unknown judge protocol 'x'"):
         ChoiceFilter(judge_protocol="x")
+
+
+def test_our_judge_protocol_is_deterministic_and_reads_replies_leniently(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
+    doc = {"question": "Capital of France?", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
+    fake.judge_reply = " (B)."
+    assert ChoiceFilter().apply([["the city of lights"], [""]], [doc, doc]) == [["B"], [UNMAPPED]]
+    (chat,) = [r["body"] for r in fake.requests if r["path"].endswith("/chat/completions")]
+    assert chat["temperature"] == 0 and chat["max_tokens"] == 3
+
+
+def test_seed_judge_replays_a_recorded_reply_cache_without_network(fake, tmp_path, monkeypatch):
+    from lm_eval_audio.filters.judge import JudgeError
+
+    monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
+    doc = {"question": "Capital of France?\n", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
+    answers = [["Paris"], ["Rome, I think"], ["it is A."], [""]]
+    replies = iter(["B", "C", "A."])  # recorded once, in request order
+    fake.judge_reply = next(replies)
+
+    recorded = []
+    for doc_answers in answers:
+        recorded.append(ChoiceFilter(judge_protocol="seed").apply([doc_answers], [doc])[0][0])
+        fake.judge_reply = next(replies, "B")
+    assert recorded == ["B", "C", UNMAPPED, UNMAPPED]
+    sent = len([r for r in fake.requests if r["path"].endswith("/chat/completions")])
+    assert sent == 3
+    # No network now: no server, no key. The same answers come back from the recorded cache.
+    fake.server.shutdown()
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.chdir(tmp_path)  # no .env with a key either
+    replay = ChoiceFilter(judge_protocol="seed").apply(answers, [doc] * 4)
+    assert [r[0] for r in replay] == recorded and [r[0].method for r in replay][:2] == ["judge", "judge"]
+    with pytest.raises((JudgeError, OpenAIKeyError)):  # an answer never recorded needs the endpoint
+        ChoiceFilter(judge_protocol="seed").apply([["London"]], [doc])
+
+
+def test_seed_speech_is_requested_as_mp3_and_cached_as_such(fake, tmp_path):
+    t = np.arange(24000) / 24000
+    buf = io.BytesIO()
+    sf.write(buf, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 24000, format="MP3",
+             subtype="MPEG_LAYER_III")
+    fake.speech_body = buf.getvalue()
+    mp3 = Synthesizer(TTSConfig(backend="openai", audio_format="mp3", cache_dir=tmp_path))
+    path = mp3.clip("What is two plus two?")
+    assert fake.requests[-1]["body"]["response_format"] == "mp3"  # what the seed's default request got
+    assert path.suffix == ".mp3" and path.read_bytes() == fake.speech_body
+    assert mp3.describe()["audio_format"] == "mp3" and abs(len(decode_audio(str(path))) - 16000) < 1200
+    fake.speech_body = _flac()
+    flac = Synthesizer(TTSConfig(backend="openai", cache_dir=tmp_path)).clip("What is two plus two?")
+    assert flac.suffix == ".flac" and flac != path  # another format is another clip
+    with pytest.raises(ValueError, match="unknown openai audio format 'ogg'"):
+        TTSConfig(backend="openai", audio_format="ogg")
+    with pytest.raises(ValueError, match="espeak backend takes no audio format"):
+        TTSConfig(backend="espeak", audio_format="mp3")

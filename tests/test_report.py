@@ -14,6 +14,7 @@ import base64
 import csv
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -228,9 +229,11 @@ def test_backbone_vs_audio_llm_and_their_agreement(seed_runs, report):
         assert comp.stats.n == len(bb) == N_ITEMS - 1
         assert comp.stats.diff == pytest.approx(np.mean(d), abs=1e-12)
         agree = next(a for a in report.agreements if a.comparison is comp)
-        both = [k for k in bb if not bb[k]["extraction_failure"] and not llm[k]["extraction_failure"]]
+        answered = [k for k in bb if not bb[k]["extraction_failure"]]
+        both = [k for k in answered if not llm[k]["extraction_failure"]]
         same = [k for k in both if bb[k]["filtered_resps"][0] == llm[k]["filtered_resps"][0]]
-        assert (agree.n_both_answered, agree.n_same) == (len(both), len(same))
+        assert (agree.n_backbone_answered, agree.n_both_answered, agree.n_same) == (len(answered), len(both), len(same))
+        assert agree.seed_rate == (len(same) / len(answered) if answered else None)  # the seed's denominator
         assert agree.rate == (len(same) / len(both) if both else None)
 
 
@@ -563,3 +566,41 @@ def test_recorded_tts_settings_are_the_row_identity():
     assert tts_setup({}, {"t": {"metadata": recorded}}) == tts_setup({}, {"t": {"metadata": {**recorded, "tts_voice": "en-us"}}}) \
         == (("tts.backend", "espeak"), ("tts.rate", "175"), ("tts.voice", "en-us"))
     assert tts_setup({}, {"t": {"metadata": {"tts_voice": "alloy"}}}) == (("tts_voice", "alloy"),)
+
+
+def test_timbre_labels_and_majority_class_beside_the_model(seed_runs, report, report_dir):
+    from collections import Counter
+
+    from lm_eval_audio.report.render import label_rows
+    from lm_eval_audio.report.seed_views import label_distributions
+
+    dists = {(d.run.path, d.task): d for d in label_distributions(report.runs)}
+    assert {t for _, t in dists} == {"timbre_range_seed", "timbre_range_seed_validation", "timbre_range_seed_ft",
+                                     "timbre_range_seed_ft_validation"}
+    for (path, task), d in dists.items():
+        targets = [s["target"] for s in _samples(seed_runs, "timbre_adapter" if "_ft" in task else "timbre_base",
+                                                     task, "strict").values()]
+        counts = Counter(str(t) for t in targets)
+        assert d.counts == dict(sorted(counts.items())) and d.n == len(targets)
+        assert d.majority[1] == max(counts.values()) / len(targets)
+        run = "timbre_adapter" if "_ft" in task else "timbre_base"
+        assert d.accuracy == _value(seed_runs, run, task, "exact_match,strict") and d.accuracy_filter == "strict"
+    header, body = label_rows(report)
+    assert "majority-class accuracy" in header and len(body) == 4
+    md = (report_dir / "report.md").read_text()
+    assert "## Timbre labels: the majority-class baseline" in md
+
+
+def test_adapter_training_step_and_loss_curve(seed_runs, report, report_dir):
+    from lm_eval_audio.report.seed_views import adapter_trainings
+
+    (t,) = adapter_trainings(report.runs)
+    recorded = _results(seed_runs.files["timbre_adapter"])["config"]["peft_training"]
+    assert (t.step, t.run_steps, t.epoch) == (37, 150, 0.74) == (recorded["step"], recorded["max_steps"],
+                                                                  recorded["epoch"])
+    assert t.loss_log == [tuple(x) for x in recorded["loss_log"]] and t.final_loss == recorded["loss_log"][-1][1]
+    md = (report_dir / "report.md").read_text()
+    section = md.split("## Adapter training")[1].split("\n## ")[0]
+    assert re.search(r"\|\s+37 \|\s+150 \|\s+0\.74 \|", section)  # the step named, of the run's 150
+    html = (report_dir / "report.html").read_text()
+    assert 'alt="adapter training loss"' in html and "Timbre labels" in html

@@ -37,7 +37,7 @@ def test_demo_preset_end_to_end_offline(tmp_path, cli_env):
                OMP_NUM_THREADS="1")
     out = tmp_path / "demo"
     cmd = [sys.executable, "-m", "lm_eval_audio.cli", "reproduce", "--preset", "demo", "--output", str(out),
-           "--limit", str(LIMIT), "--adapter-steps", "2"]
+           "--limit", str(LIMIT), "--adapter-steps", "2", "--checkpoint-step", "1"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-6000:]
     html = Path(proc.stdout.strip().splitlines()[-1])
@@ -82,6 +82,14 @@ def test_demo_preset_end_to_end_offline(tmp_path, cli_env):
     splits = {r["task_b"]: r["evaluation_split"] for r in paired if r["kind"] == "adapter - base"}
     assert splits == {"timbre_range_seed_ft": "train", "timbre_range_seed_ft_validation": "validation"}
     assert ("audio LLM - backbone", "mmlu_seed_backbone", "mmlu_seed") in kinds
+
+    # The adapter scored is the one of the step asked for; the final one stays beside it.
+    (adapter_run,) = (out / "runs" / "timbre_adapter").rglob("results_*.json")
+    config = json.loads(adapter_run.read_text())["config"]
+    assert config["model_args"].split("peft=")[1].split(",")[0] == str(out / "adapter" / "steps" / "checkpoint-1")
+    assert config["peft_training"]["step"] == 1 and config["peft_training"]["run"]["step"] == 2
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    assert "checkpoint-1" in (out / "report" / "report.md").read_text()
 
     if whisper:  # the real Whisper tiny.en beats the random audio LLM on the same synthesised speech
         wers = {r["model"]: float(r["value"]) for r in rows if r["task"] == "asr_synth" and r["metric"] == "wer"}
@@ -134,3 +142,26 @@ def test_remote_code_runs_only_with_the_explicit_flag():
         assert cfg.trust_remote_code is trusted
         for exp in cfg.experiments("adapter"):
             assert ("trust_remote_code=True" in exp.model_args_string) is (trusted and exp.name == "mmlu_text_backbone")
+
+
+def test_checkpoint_step_picks_the_seed_step(tmp_path):
+    import argparse
+
+    from lm_eval_audio.reproduce import add_arguments, config_from_args
+    from lm_eval_audio.trust.training import adapter_at_step
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert config_from_args(parser.parse_args(["--output", "o"])).adapter_step == 37  # the seed's checkpoint-37
+    assert config_from_args(parser.parse_args(["--output", "o", "--checkpoint-step", "final"])).adapter_step is None
+    assert config_from_args(parser.parse_args(["--output", "o", "--adapter", "A"])).adapter_step is None
+    with pytest.raises(SystemExit, match="checkpoint-step"):
+        config_from_args(parser.parse_args(["--output", "o", "--checkpoint-step", "-3"]))
+    run = tmp_path / "run"
+    for folder in (run / "steps" / "checkpoint-37", run / "checkpoint-40"):  # ours, and Trainer's / ms-swift's
+        folder.mkdir(parents=True)
+        (folder / "adapter_config.json").write_text("{}")
+    assert adapter_at_step(run, 37) == run / "steps" / "checkpoint-37"
+    assert adapter_at_step(run, 40) == run / "checkpoint-40"
+    with pytest.raises(FileNotFoundError, match=r"no adapter of step 38 in .*steps/checkpoint-38 and .*checkpoint-38"):
+        adapter_at_step(run, 38)

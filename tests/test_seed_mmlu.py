@@ -28,38 +28,99 @@ def protocol_strings() -> set[str]:
     return {s.replace("\\n", "\n") for s in spans}
 
 
-def _csv_rows(mmlu_dir: Path) -> list[dict]:
+# The seed's committed clips question_0..4 (SEED_PROTOCOL.md): the only witness of its order.
+SEED_CLIPS = ["nutrition/49", "high_school_macroeconomics/38", "nutrition/236", "nutrition/173",
+              "high_school_macroeconomics/239"]
+
+
+def _tools():
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import seed_mmlu_order
+        import x86_simd_argsort
+    finally:
+        sys.path.pop(0)
+    return x86_simd_argsort, seed_mmlu_order
+
+
+def _native_lanes() -> int:
+    """The vector width numpy's int64 argsort runs with here (x86-simd-sort), else skip."""
+    from numpy._core._multiarray_umath import __cpu_features__ as cpu
+
+    if cpu.get("AVX512_SKX"):
+        return 8
+    if cpu.get("AVX2"):
+        return 4
+    pytest.skip("numpy's argsort is not x86-simd-sort on this CPU")
+
+
+def test_first_five_items_are_the_seed_clips():
+    embedded = seed_mmlu.embedded_items()
+    assert [i["mmlu_id"] for i in embedded[:5]] == SEED_CLIPS
+    assert len(embedded) == 501 and embedded[0]["question"] == "IBS\n"  # stored strings, not stripped
+    lengths = [len(item["question"]) for item in embedded]
+    assert lengths == sorted(lengths)
+
+
+def test_limit_200_is_the_analysed_set():
+    """What `--limit 200` hands the model: the first 200 documents of the task's dataset."""
+    ds = seed_mmlu.load_for_task()["test"]
+    ids = ds["mmlu_id"]
+    assert seed_mmlu.ANALYSED == 200 and ids[:5] == SEED_CLIPS
+    assert ids[: seed_mmlu.ANALYSED] == [i["mmlu_id"] for i in seed_mmlu.embedded_items()[:200]]
+    # The tie order reaches into the analysed 200: positions 197-229 (from 0) are 33 questions of 25 characters.
+    assert {len(q) for q in ds["question"][197:230]} == {25} and len(ds["question"][196]) < 25
+
+
+def test_emulated_sort_is_numpy_here():
+    """The emulation against the real x86-simd-sort argsort this machine's numpy runs."""
+    import numpy as np
+
+    emulation, _ = _tools()
+    lanes = _native_lanes()
+    rng = np.random.default_rng(0)
+    for n, high in [(7, 3), (200, 4), (257, 30), (1500, 6), (5000, 40), (14042, 300)]:
+        keys = rng.integers(0, high, n).astype(np.int64)
+        assert emulation.argsort(keys.tolist(), lanes=lanes) == np.argsort(keys, kind="quicksort").tolist()
+    with pytest.raises(ValueError, match="lanes"):
+        emulation.argsort([2, 1], lanes=16)
+
+
+def test_shipped_order_is_the_avx512_sort(shared_data):
+    """The shipped file is the emulated AVX-512 pandas sort of the CSV copy; a stable sort is not."""
     from lm_eval_audio.data.mmlu import load_mmlu
 
-    return load_mmlu("all", mmlu_dir)["test"].to_list()
-
-
-def test_embedded_items_are_the_csv_selection(shared_data):
+    _, order_tool = _tools()
+    rows = load_mmlu("all", shared_data / "mmlu")["test"].to_list()
     embedded = seed_mmlu.embedded_items()
-    assert len(embedded) == 501
-    lengths = [len(item["question"]) for item in embedded]
-    assert lengths == sorted(lengths) and embedded[0]["question"] == "IBS\n"  # stored strings, not stripped
-    from_csv = seed_mmlu.seed_items(shared_data / "mmlu")
-    assert [i["mmlu_id"] for i in from_csv] == [i["mmlu_id"] for i in embedded]
-    assert from_csv == embedded  # questions, choices, answers too
+    assert [rows[i]["mmlu_id"] for i in order_tool.seed_order(rows)] == [i["mmlu_id"] for i in embedded]
+    stable = [rows[i]["mmlu_id"] for i in order_tool.stable_order(rows)]
+    assert order_tool.compare([i["mmlu_id"] for i in embedded], stable) == {
+        "items_differing": 1, "items_differing_in_first_200": 2, "same_position": 28}
+    assert seed_mmlu.seed_items(shared_data / "mmlu") == embedded  # questions, choices, answers too
 
 
-def test_seed_pandas_code_selects_the_same_items(shared_data):
+def test_seed_pandas_code_is_the_emulated_sort(shared_data):
+    """The seed's own pandas lines, run here, give the emulation's order for this machine's width."""
     import pandas as pd
 
-    rows = _csv_rows(shared_data / "mmlu")
+    from lm_eval_audio.data.mmlu import load_mmlu
+
+    emulation, order_tool = _tools()
+    rows = load_mmlu("all", shared_data / "mmlu")["test"].to_list()
     df = pd.DataFrame(rows)
     # The seed's own lines: choices is a list column, so .str.len() is 4 on every row.
     df["prompt_length"] = df.question.str.len() + df.choices.str.len()
     df = df.sort_values(by="prompt_length", ignore_index=True)
     pandas_ids = list(df.loc[:500].mmlu_id)
-    ours = [i["mmlu_id"] for i in seed_mmlu.embedded_items()]
-    assert len(pandas_ids) == 501
-    only_pandas, only_ours = set(pandas_ids) - set(ours), set(ours) - set(pandas_ids)
-    assert len(set(ours) & set(pandas_ids)) >= 500 and len(only_ours) == len(only_pandas) <= 1
-    length = {r["mmlu_id"]: len(r["question"]) for r in rows}
-    boundary = len(seed_mmlu.embedded_items()[-1]["question"])
-    assert boundary == 32 and all(length[i] == boundary for i in only_pandas | only_ours)
+    emulated = emulation.argsort(order_tool.seed_keys(rows), lanes=_native_lanes())[:501]
+    assert pandas_ids == [rows[i]["mmlu_id"] for i in emulated]
+
+
+def test_other_copy_missing_a_seed_item_is_named(tmp_path):
+    rows = [dict(i) for i in seed_mmlu.embedded_items() if i["mmlu_id"] != "nutrition/236"]
+    with pytest.raises(seed_mmlu.SeedItemsError, match=r"copy X lacks 1 of the seed's items, e.g. \['nutrition/236'\]"):
+        seed_mmlu.select_seed_items(rows, "copy X")
 
 
 def test_strings_are_the_seed_protocol(protocol_strings):
@@ -82,8 +143,10 @@ def test_bad_embedded_file_is_named(tmp_path, monkeypatch):
 def test_strict_letter_filter_is_the_seed_rule():
     from lm_eval_audio.filters.choice import UNMAPPED, StrictLetterFilter, answered_accuracy, exact_match_answered
 
-    out = StrictLetterFilter().apply([["B"], [" C\n"], ["B."], ["The answer is A"], ["a"]], [{}] * 5)
-    assert [o[0] for o in out] == ["B", "C", UNMAPPED, UNMAPPED, UNMAPPED]
+    answers = ["B", " C", "C\n", "D ", "\tA", "B.", "The answer is A", "a", "", None]
+    out = StrictLetterFilter().apply([[a] for a in answers], [{}] * len(answers))
+    # Only the bare letter: the seed's CSV round trip kept white space, so " C" was unanswered.
+    assert [o[0] for o in out] == ["B"] + [UNMAPPED] * (len(answers) - 1)
     items = [exact_match_answered(["B"], ["B"]), exact_match_answered(["B"], ["C"]),
              exact_match_answered(["B"], [UNMAPPED])]
     assert items == [(1, 1), (0, 1), (0, 0)] and answered_accuracy(items) == 0.5
@@ -172,5 +235,5 @@ def test_seed_metrics_are_consistent(seed_run):
         for s in samples[task]:
             if s["filter"] == "strict":
                 raw = s["resps"][0][0]
-                assert s["filtered_resps"][0][0] == (raw.strip() if raw.strip() in ("A", "B", "C", "D") else "[unmapped]")
+                assert s["filtered_resps"][0][0] == (raw if raw in ("A", "B", "C", "D") else "[unmapped]")
         assert len(strict) == LIMIT

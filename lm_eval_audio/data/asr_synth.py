@@ -56,7 +56,7 @@ def load_asr_synth(**run_metadata):
     rows = []
     for i, sentence in enumerate(HARVARD):
         utt = f"harvard-{i // 10 + 1:02d}-{i % 10 + 1:02d}"
-        path = synth.clip(sentence, name=f"asr_synth {utt}", hint="lm-eval-audio synth --task asr_synth")
+        path = synth.clip(sentence, name=f"asr_synth {utt}", hint="lm-eval-audio synth --task asr_synth", stems=(utt,))
         rows.append({"id": utt, "text": _librispeech_style(sentence), "audio": audio_ref(path)})
     data = datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
     return record_protocol(data, source="asr_synth (Harvard sentences, synthesised)", tts=synth.describe())

@@ -152,15 +152,19 @@ def text_prompt(doc: dict, *, instruction: bool = False) -> str:
     return speech_text(doc, instruction=instruction) + "\nAnswer:"
 
 
-def spoken_clip_of(doc: dict, text: str, *, synth_task: str | None = None) -> dict:
+def spoken_clip_of(doc: dict, text: str, *, synth_task: str | None = None, stems: tuple[str, ...] = ()) -> dict:
     """An `audio_ref` to the cached clip speaking `text` for this document (synthesised when
-    missing); `synth_task` is the task named in the "run this command" error of a missing clip."""
+    missing); `synth_task` is the task named in the "run this command" error of a missing clip.
+    From a folder of pre-made clips (the clips backend) the clip is the file named by one of
+    `stems`, else by the item id (`nutrition/49` -> `nutrition_49.<ext>`)."""
     from lm_eval_audio.audio import audio_ref
     from lm_eval_audio.tts import get_synthesizer
+    from lm_eval_audio.tts.clips import item_stem
 
     name = f"MMLU item {doc.get('mmlu_id', doc['question'][:40])}"
     hint = f"lm-eval-audio synth --task {synth_task}" if synth_task else None
-    path = get_synthesizer().clip(text, name=name, hint=hint)
+    stems = tuple(stems) + ((item_stem(doc["mmlu_id"]),) if doc.get("mmlu_id") else ())
+    path = get_synthesizer().clip(text, name=name, hint=hint, stems=stems)
     return audio_ref(path)
 
 

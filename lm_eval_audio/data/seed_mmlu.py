@@ -6,16 +6,23 @@ config of `cais/mmlu`, split `test`, into pandas and kept
 column, so `.str.len()` is 4 on every row: the order is by question length alone, and `.loc`
 is inclusive, so 501 items. Its accuracy notebook scored the first 200 of them.
 
-pandas' default sort is not stable, so which of the 54 questions of exactly 32 characters at
-the boundary the seed kept (53 of them) depends on the sort implementation. Ours is the
-deterministic reading: shortest question first, ties in `all`-config order (subjects
-alphabetically, rows in file order), first 501. At most that one boundary item can differ from
-the seed's own file.
+How the order was established. pandas' default sort is numpy's quicksort, which is not stable:
+on x86-64 numpy hands an int64 argsort to x86-simd-sort's vectorised quicksort, whose order of
+equal keys follows the vector width (AVX-512, AVX2 and plain C give three different orders).
+Ties are long here (33 questions of 25 characters fill positions 197-229; 53 of the 54 of 32
+characters close the set), so the tie order decides both the 501 items and the analysed 200.
+The seed's committed clips (`question_0..4`) speak nutrition/49, high_school_macroeconomics/38,
+nutrition/236, nutrition/173, high_school_macroeconomics/239: numpy's AVX-512 order, and no
+other. `tools/x86_simd_argsort.py` replays that sort step by step on any machine (checked
+against numpy's own argsort where it runs natively) and `tools/seed_mmlu_order.py` writes its
+501 items here. A stable sort (ties in `all`-config order) would differ in 1 of the 501 items
+(anatomy/104 instead of world_religions/155), in 2 of the first 200, and put only 28 of the
+501 at the seed's position.
 
 The 501 items ship with the package (`seed_mmlu.jsonl`, MMLU is MIT-licensed: see
 `seed_mmlu.LICENSE`), in the seed's order, so the seed tasks need no hub, no `--metadata` and
-no environment variable; `mmlu_path` still selects them afresh from another MMLU copy.
-Rebuild the file from a CSV copy with `python -m lm_eval_audio.data.seed_mmlu --mmlu-path DIR`.
+no environment variable, and the order never depends on the machine that evaluates.
+`mmlu_path` reads the same items, in the same order, from another MMLU copy.
 
 Prompt strings below are the seed's, byte for byte, odd spacing included. `{question}` and the
 alternatives are the stored strings, not stripped (some questions end in a newline).
@@ -23,7 +30,7 @@ alternatives are the stored strings, not stripped (some questions end in a newli
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
 import logging
 import os
@@ -94,15 +101,18 @@ def judge_prompt(doc: dict, response: str) -> str:
     return JUDGE_TEMPLATE.format(alternatives=text[text.index("\nA. ") + 1:], response=response)
 
 
-def select_seed_items(rows: Sequence[dict], n: int = SEED_SIZE) -> list[dict]:
-    """The seed's subset of `rows` (MMLU test items in `all`-config order), in the seed's order.
+def select_seed_items(rows: Sequence[dict], source: str = "the MMLU source") -> list[dict]:
+    """The seed's items read from `rows` (MMLU test items with `mmlu_id`), in the seed's order.
 
-    Shortest question first; ties keep the order of `rows`. See the module docstring.
+    The order is the shipped one (see the module docstring): it cannot be recomputed portably
+    with pandas, whose tie order depends on the CPU.
     """
-    if n > len(rows):
-        raise SeedItemsError(f"the seed subset needs {n} items, the source has {len(rows)}")
-    order = sorted(range(len(rows)), key=lambda i: (len(rows[i]["question"]), i))[:n]
-    return [{k: rows[i][k] for k in FIELDS} for i in order]
+    by_id = {row["mmlu_id"]: row for row in rows}
+    ids = [item["mmlu_id"] for item in embedded_items()]
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise SeedItemsError(f"{source} lacks {len(missing)} of the seed's items, e.g. {missing[:3]}")
+    return [{k: by_id[i][k] for k in FIELDS} for i in ids]
 
 
 def embedded_items() -> list[dict]:
@@ -126,6 +136,19 @@ def embedded_items() -> list[dict]:
     return items
 
 
+@functools.lru_cache(maxsize=1)
+def _positions() -> dict[str, int]:
+    return {item["mmlu_id"]: i for i, item in enumerate(embedded_items())}
+
+
+def seed_position(mmlu_id: str) -> int:
+    """The item's position in the seed's order (its clips were `question_{position}`)."""
+    try:
+        return _positions()[mmlu_id]
+    except KeyError:
+        raise SeedItemsError(f"{mmlu_id!r} is not one of the seed's {SEED_SIZE} MMLU items") from None
+
+
 def seed_items(mmlu_path: str | os.PathLike | None = None) -> list[dict]:
     """The seed's items: embedded, or selected afresh from `mmlu_path` (a CSV folder or hub id)."""
     if not mmlu_path:
@@ -133,7 +156,7 @@ def seed_items(mmlu_path: str | os.PathLike | None = None) -> list[dict]:
     from lm_eval_audio.data.mmlu import load_mmlu
 
     test = load_mmlu("all", mmlu_path)["test"]
-    return select_seed_items(test.to_list())
+    return select_seed_items(test.to_list(), str(mmlu_path))
 
 
 def load_for_task(spoken: bool = False, mmlu_path: str | None = None, **run_metadata):
@@ -156,28 +179,3 @@ def load_for_task(spoken: bool = False, mmlu_path: str | None = None, **run_meta
     logger.info("seed MMLU: %d items from %s", len(items), source)
     data = datasets.DatasetDict({"test": datasets.Dataset.from_list(items)})
     return record_protocol(data, **task_protocol(source, spoken, run_metadata))
-
-
-def write_embedded(mmlu_path: str | os.PathLike, out: Path = EMBEDDED) -> Path:
-    """Select the seed items from an MMLU copy and write them as the embedded JSONL file."""
-    from lm_eval_audio.files import atomic_write_bytes
-
-    items = seed_items(mmlu_path)
-    body = "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
-    atomic_write_bytes(Path(out), body.encode("utf-8"))
-    return Path(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m lm_eval_audio.data.seed_mmlu --mmlu-path DIR`: rebuild the embedded items."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mmlu-path", required=True, help="MMLU CSV folder (test/*_test.csv) or hub id")
-    parser.add_argument("--out", default=str(EMBEDDED))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    logger.info("wrote %s", write_embedded(args.mmlu_path, Path(args.out)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -162,8 +162,9 @@ class ChoiceFilter(Filter):
     `judge`: None (default) reads `LM_EVAL_AUDIO_JUDGE` (a chat model name such as
     gpt-4o-mini; unset or 0 = off); "off" forces it off. Its verdicts are cached.
     `judge_protocol`: "ours" (default): the judge sees only the answers the rules leave
-    unmapped, with our prompt; "seed": the seed study's cleaning, every answer sent with the
-    seed's exact prompt (`lm_eval_audio.filters.judge`), the rules deciding only while the judge is off.
+    unmapped, with our prompt; "seed": the seed study's cleaning, every non-empty answer sent
+    with the seed's exact request (`lm_eval_audio.filters.judge`), the rules deciding only while
+    the judge is off.
     """
 
     def __init__(self, judge: str | None = None, judge_protocol: str = "ours", **kwargs) -> None:
@@ -175,14 +176,24 @@ class ChoiceFilter(Filter):
     def apply(self, resps: Iterable[Sequence[str]], docs: Sequence[dict]) -> list[list[Extracted]]:
         """Map every response of every document (lm-eval's filter interface)."""
         out, unmapped = [], 0
+        seed = self.judge is not None and self.judge.sees_every_answer
+        if seed:
+            from lm_eval_audio.filters.judge import seed_missing
+
+            resps = [list(r) for r in resps]
+            missing = iter(seed_missing([r for doc_resps in resps for r in doc_resps]))
         for doc, doc_resps in zip(docs, resps):
             choices = doc.get("choices") if isinstance(doc, dict) else None
             mapped = []
             for resp in doc_resps:
-                if self.judge is not None and self.judge.sees_every_answer and isinstance(resp, str):
-                    # The seed's cleaning: the judge's reading is the answer, BLANK unmapped.
-                    verdict = self.judge.decide(doc, resp)
-                    letter, method = (verdict, "judge") if verdict else (UNMAPPED, "judge_blank")
+                if seed:
+                    # The seed's cleaning: the judge's reading is the answer, BLANK unmapped; an
+                    # empty or missing answer is never sent and stays unmapped.
+                    if next(missing):
+                        letter, method = UNMAPPED, "empty"
+                    else:
+                        verdict = self.judge.decide(doc, resp)
+                        letter, method = (verdict, "judge") if verdict else (UNMAPPED, "judge_blank")
                 else:
                     letter, method = extract_choice(resp, choices)
                 if letter == UNMAPPED and self.judge is not None and not self.judge.sees_every_answer \
@@ -199,17 +210,25 @@ class ChoiceFilter(Filter):
 
 
 class StrictLetterFilter(Filter):
-    """lm-eval filter `strict_letter`: the seed's audio-only rule. An answer counts only when,
-    stripped of surrounding white space, it is exactly one of the letters A-D; anything else
-    (prose, "B.", "(B)") is UNMAPPED."""
+    """lm-eval filter `strict_letter`: the seed's audio-only rule, exactly. An answer counts only
+    when it is exactly one of the letters A-D, white space included: the seed's answers went
+    through a pandas CSV write and read, which keeps it, so " D" or "C\\n" are unanswered, as
+    are prose, "B." and "(B)". `lenient_letter` is the variant that strips first."""
 
     def apply(self, resps: Iterable[Sequence[str]], docs: Sequence[dict]) -> list[list[Extracted]]:
         """Map every response of every document (lm-eval's filter interface)."""
-        out = []
-        for doc_resps in resps:
-            out.append([Extracted(r.strip(), "strict") if isinstance(r, str) and r.strip() in LETTERS
-                        else Extracted(UNMAPPED, "strict") for r in doc_resps])
-        return out
+        return [[Extracted(r, "strict") if isinstance(r, str) and r in LETTERS else Extracted(UNMAPPED, "strict")
+                 for r in doc_resps] for doc_resps in resps]
+
+
+class LenientLetterFilter(Filter):
+    """lm-eval filter `lenient_letter`: the answer, stripped of surrounding white space, is
+    exactly one of the letters A-D (not the seed's rule: see `strict_letter`)."""
+
+    def apply(self, resps: Iterable[Sequence[str]], docs: Sequence[dict]) -> list[list[Extracted]]:
+        """Map every response of every document (lm-eval's filter interface)."""
+        return [[Extracted(r.strip(), "lenient") if isinstance(r, str) and r.strip() in LETTERS
+                 else Extracted(UNMAPPED, "lenient") for r in doc_resps] for doc_resps in resps]
 
 
 def exact_match_answered(references: Sequence, predictions: Sequence[str], **kwargs) -> tuple[int, int]:

@@ -2,8 +2,12 @@
 
 Off by default. `LM_EVAL_AUDIO_JUDGE=<chat model>` turns it on for the `choice_letter`
 filter. Two protocols: "ours" asks only about the answers the filter's rules cannot map, with
-our prompt; "seed" (the seed tasks' setting) is the seed study's cleaning: every answer, the
-seed's exact prompt (`lm_eval_audio.data.seed_mmlu.judge_prompt`), BLANK for no alternative.
+our prompt, deterministic (temperature 0, 3 tokens), its reply read leniently ("(B).");
+"seed" (the seed tasks' setting) is the seed study's cleaning: every non-empty answer (empty or
+missing answers, as the seed's pandas CSV read them, are never sent), the seed's exact prompt
+(`lm_eval_audio.data.seed_mmlu.judge_prompt`) and request (the API's default sampling: no
+temperature, no max_tokens), and the reply kept only when it is exactly one letter ("A." or
+" C" stay unmapped, as the seed's `isin` check left them).
 The share of answers it decided is reported as the `judge_rate` metric, so its use is visible
 in every result file.
 Verdicts are cached on disk by (model, prompt version, question, answer): a rerun asks nothing.
@@ -30,6 +34,9 @@ ENV_JUDGE = "LM_EVAL_AUDIO_JUDGE"
 PROTOCOLS = ("ours", "seed")
 PROMPT_VERSION = 1
 _OFF = {"", "0", "off", "false", "no", "none"}
+# What each protocol's request sets beyond model and messages; the seed set nothing.
+REQUEST_SETTINGS: dict[str, dict] = {"ours": {"temperature": 0, "max_tokens": 3}, "seed": {}}
+LETTERS = ("A", "B", "C", "D")
 
 SYSTEM = (
     "You grade answers to multiple-choice questions. Given a question with options A-D and a "
@@ -59,7 +66,32 @@ def judge_settings() -> dict[str, str | int | None]:
     `judge_rate` metric."""
     value = os.environ.get(ENV_JUDGE, "").strip()
     model = None if value.lower() in _OFF else value
-    return {"judge_model": model, "judge_prompt_version": PROMPT_VERSION if model else None}
+    requests = {p: settings or "API defaults (no temperature, no max_tokens)" for p, settings in REQUEST_SETTINGS.items()}
+    return {"judge_model": model, "judge_prompt_version": PROMPT_VERSION if model else None,
+            "judge_request_settings": requests if model else None}
+
+
+def seed_missing(answers: list) -> list[bool]:
+    """Which answers the seed never sent to its judge: those its pandas CSV read back as missing.
+
+    The seed's answers went through `DataFrame.to_csv` and `read_csv` with pandas' defaults
+    before cleaning, so an empty answer, and one pandas reads as a missing value ("NA", "None",
+    "null", "nan", ...), was empty. Done with pandas itself, so the reading is pandas'.
+    """
+    import io
+
+    import pandas as pd
+
+    if not answers:
+        return []
+    buf = io.StringIO()
+    # The index column keeps every row a non-blank line (read_csv skips blank ones).
+    pd.DataFrame({"response": [a if isinstance(a, str) else None for a in answers]}).to_csv(buf)
+    buf.seek(0)
+    read = pd.read_csv(buf, dtype=str, index_col=0)["response"]
+    if len(read) != len(answers):
+        raise AssertionError(f"CSV round trip of {len(answers)} answers read back {len(read)}")
+    return [bool(pd.isna(v)) for v in read]
 
 
 def judge_from_setting(setting: str | None, protocol: str = "ours") -> "Judge | None":
@@ -115,9 +147,8 @@ class Judge:
         try:
             completion = self._client.chat.completions.create(
                 model=self.config.model,
-                temperature=0,
-                max_tokens=3,
                 messages=messages,
+                **REQUEST_SETTINGS[self.config.protocol],
             )
         except openai.OpenAIError as e:
             status = getattr(e, "status_code", None)
@@ -137,6 +168,8 @@ class Judge:
             record = {"model": self.config.model, "prompt_version": PROMPT_VERSION, "messages": messages,
                       "reply": reply}
             atomic_write_bytes(path, json.dumps(record, ensure_ascii=False).encode("utf-8"))
-        # The judge's own reply is read strictly: one letter, nothing else (NONE, BLANK) counts.
+        if self.sees_every_answer:  # the seed's `isin(["A", "B", "C", "D"])` on the raw reply
+            return reply if reply in LETTERS else None
+        # Our reply reading: one letter, maybe wrapped; nothing else (NONE, BLANK) counts.
         m = re.fullmatch(r"\s*\(?([ABCD])\)?\.?\s*", reply)
         return m.group(1) if m else None

@@ -78,6 +78,7 @@ class AudioModelSupport:
         """Fields for `get_model_info()`, i.e. the results file's `config`."""
         from lm_eval_audio.filters.judge import judge_settings
         from lm_eval_audio.metrics.wer import normaliser_info
+        from lm_eval_audio.trust.training import adapter_training
 
         return {
             **self.control.as_dict(),
@@ -87,4 +88,5 @@ class AudioModelSupport:
             "model_identity": self.cache_identity(),
             **normaliser_info(),
             **judge_settings(),
+            "peft_training": adapter_training(self._model_args.get("peft")),
         }

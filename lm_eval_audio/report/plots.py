@@ -130,3 +130,27 @@ def _tasks(lads) -> list[str]:
         names = sorted({lad.rungs[k].task for lad in lads if len(lad.rungs) > k})
         out.append(", ".join(names) or "-")
     return out
+
+
+def loss_figure(trainings) -> bytes | None:
+    """Training loss against step, one line per adapter (`seed_views.AdapterTraining`), the step
+    each adapter was taken at marked on its line."""
+    shown = [t for t in trainings if t.loss_log]
+    if not shown:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    for i, t in enumerate(shown):
+        colour = LADDER_COLOURS[i % len(LADDER_COLOURS)]
+        steps, losses = zip(*t.loss_log)
+        ax.plot(steps, losses, color=colour, lw=1.5, marker=".",
+                label=_wrap(f"{t.run.model_config.short(t.adapter)}: scored at step {t.step} of {t.run_steps}", 90))
+        if t.step is not None:
+            ax.axvline(t.step, color=colour, lw=1, ls="--")
+    ax.set_xlabel("optimizer step (dashed: the step whose adapter was scored)", fontsize=8)
+    ax.set_ylabel("training loss (trainer log)", fontsize=8)
+    ax.set_title("Adapter training loss", fontsize=10)
+    ax.grid(color="#eee")
+    ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return _png(fig)

@@ -44,11 +44,19 @@ SECTIONS = {
                "paired bootstrap interval in the labels."),
     "seed": ("The seed's MMLU numbers",
              "Total: accuracy over all items (unanswered counts as wrong). Answered: accuracy over the answered "
-             "items. Answered share: 1 − extraction failure. Filter strict: the response, stripped, is exactly "
+             "items. Answered share: 1 − extraction failure. Filter strict: the response is exactly "
              "one letter (the seed's rule for speech); choice: our extraction (the sound variant of the seed's "
              "gpt-4o-mini mapping for text)."),
     "agreement": ("Backbone and audio LLM agreement",
-                  "On the items both answered, how often the two gave the same letter."),
+                  "How often the audio LLM gave the backbone's letter. Seed agreement: over the items the "
+                  "backbone answered, an item the audio LLM left unanswered counting as a disagreement (the "
+                  "seed's denominator). Beside it, over the items both answered."),
+    "labels": ("Timbre labels: the majority-class baseline",
+               "The label distribution of the items each timbre run scored (from its per-sample log), the "
+               "accuracy of always answering the most frequent label, and the model's accuracy beside it."),
+    "training": ("Adapter training",
+                 "Each scored adapter: the training step it was taken at (the seed scored checkpoint-37, "
+                 "less than one epoch), its run's length, and the training loss from the trainer's log."),
     views.DEGRADATION: ("Degradation: speech − text (same model, same items)", ""),
     views.ADAPTER: ("Adapters: after − before (same items)",
                     "The seed scored its adapter on the very items it was fine-tuned on: those rows are "
@@ -223,17 +231,47 @@ def seed_rows(report: Report) -> Table:
 
 
 def agreement_rows(report: Report) -> Table:
-    """Backbone vs audio LLM agreement on items both answered."""
-    header = ["audio LLM vs backbone", "filter", "items paired", "both answered", "same answer", "agreement",
-              "both right"]
+    """Backbone vs audio LLM agreement: the seed's (over backbone-answered items) and over both answered."""
+    header = ["audio LLM vs backbone", "filter", "items paired", "backbone answered", "both answered",
+              "same answer", "seed agreement (of backbone answered)", "agreement of both answered", "both right"]
     body = []
     for a in report.agreements:
         c = a.comparison
         if a.problem:
-            body.append([c.model, c.filter_b, "-", "-", "-", f"not computed: {a.problem}", "-"])
+            body.append([c.model, c.filter_b, "-", "-", "-", "-", f"not computed: {a.problem}", "-", "-"])
             continue
-        body.append([c.model, c.filter_b, str(a.n_paired), str(a.n_both_answered), str(a.n_same),
-                     fmt(a.rate), str(a.n_both_correct)])
+        body.append([c.model, c.filter_b, str(a.n_paired), str(a.n_backbone_answered), str(a.n_both_answered),
+                     str(a.n_same), fmt(a.seed_rate), fmt(a.rate), str(a.n_both_correct)])
+    return header, body
+
+
+def label_rows(report: Report) -> Table:
+    """Per timbre run and task: label counts, the majority-class accuracy and the model's."""
+    from lm_eval_audio.report.seed_views import label_distributions
+
+    header = ["configuration", "task", "items", "label counts", "majority label", "majority-class accuracy",
+              "model accuracy"]
+    body = []
+    for d in label_distributions(report.runs):
+        label = d.run.model_config.full_label
+        acc = f"{fmt(d.accuracy)} (exact_match, {d.accuracy_filter})" if d.accuracy is not None else "-"
+        if d.problem:
+            body.append([label, d.task, "-", f"not computed: {d.problem}", "-", "-", acc])
+            continue
+        top, share = d.majority or ("-", None)
+        split = f" · {SPLIT_LABELS.get(str(d.split), d.split)}" if d.split else ""
+        body.append([label, d.task + split, str(d.n), ", ".join(f"{k}: {v}" for k, v in d.counts.items()), top,
+                     fmt(share), acc])
+    return header, body
+
+
+def training_rows(report: Report) -> Table:
+    """Per scored adapter: the step it was taken at, its run's steps and epochs, the last loss."""
+    from lm_eval_audio.report.seed_views import adapter_trainings
+
+    header = ["adapter", "scored step", "of the run's steps", "epoch", "loss at the step"]
+    body = [[t.run.model_config.short(t.adapter) + f" ({t.adapter})", str(t.step), str(t.run_steps),
+             fmt(t.epoch), fmt(t.final_loss)] for t in adapter_trainings(report.runs)]
     return header, body
 
 
@@ -294,6 +332,8 @@ def to_markdown(report: Report) -> str:
     section("backbone", paired_rows(backbone) if backbone else None, EMPTY[views.BACKBONE])
     section("seed", seed_rows(report), "No run reports exact_match_answered.")
     section("agreement", agreement_rows(report), EMPTY[views.BACKBONE])
+    section("labels", label_rows(report), "No timbre run.")
+    section("training", training_rows(report), "No run scored an adapter with a trainer log.")
     for kind, (title, text, table) in zip((views.DEGRADATION, views.ADAPTER, views.CONTROL, views.ASR),
                                           _paired_sections(report)):
         parts.extend([f"## {title}", ""] + ([text, ""] if text else []))
@@ -386,7 +426,8 @@ def to_html(report: Report) -> str:
     """The report as one HTML page with its plots embedded (no external files or scripts)."""
     import jinja2
 
-    from lm_eval_audio.report.plots import ladder_figure, paired_figure, scores_figure
+    from lm_eval_audio.report.plots import ladder_figure, loss_figure, paired_figure, scores_figure
+    from lm_eval_audio.report.seed_views import adapter_trainings
 
     def img(png: bytes | None, alt: str) -> str:
         if png is None:
@@ -413,6 +454,11 @@ def to_html(report: Report) -> str:
         section("agreement", html_table(*agreement_rows(report), "seed") if report.agreements else
                 f"<p>{EMPTY[views.BACKBONE]}</p>"),
     ]
+    labels, trainings = label_rows(report), training_rows(report)
+    sections.append(section("labels", html_table(*labels, "seed") if labels[1] else "<p>No timbre run.</p>"))
+    sections.append(section("training", html_table(*trainings, "seed")
+                            + img(loss_figure(adapter_trainings(report.runs)), "adapter training loss")
+                            if trainings[1] else "<p>No run scored an adapter with a trainer log.</p>"))
     for kind in (views.DEGRADATION, views.ADAPTER, views.CONTROL, views.ASR):
         comps = report.of_kind(kind)
         body = (html_table(*paired_rows(comps), "paired")

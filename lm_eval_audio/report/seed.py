@@ -2,11 +2,13 @@
 
 The seed reported, per model: accuracy over all items ("Total": an unanswered item counts as
 wrong), accuracy over the answered items ("Answered") and the answered share; and the
-agreement between the backbone and Qwen2-Audio on the items both answered. Our generation
-tasks report them as `exact_match`, `exact_match_answered` and `extraction_failure`
-(1 - answered share) under each filter (`strict`: the stripped response is one letter;
-`choice`: our extraction). The first three come straight from the results files; agreement
-needs both runs' per-item answers, paired by item identity like every paired view.
+agreement between the backbone and Qwen2-Audio over the items *the backbone* answered (an item
+Qwen2-Audio left unanswered counts as a disagreement). Our generation tasks report the first
+three as `exact_match`, `exact_match_answered` and `extraction_failure` (1 - answered share)
+under each filter (`strict`: the response is exactly one letter, the seed's rule; `choice`: our
+extraction), straight from the results files. Agreement needs both runs' per-item answers,
+paired by item identity like every paired view; beside the seed's denominator the report gives
+the agreement over the items both answered, labelled as such.
 """
 
 from __future__ import annotations
@@ -50,19 +52,44 @@ def seed_numbers(cells: list[Cell]) -> list[SeedNumbers]:
 
 @dataclass(frozen=True)
 class Agreement:
-    """Backbone vs audio LLM on the items both answered: how often they gave the same letter."""
+    """Backbone vs audio LLM: how often they gave the same letter, over two denominators."""
 
     comparison: Comparison  # the backbone comparison this belongs to (a: backbone, b: audio LLM)
     n_paired: int
+    n_backbone_answered: int
     n_both_answered: int
-    n_same: int
+    n_same: int  # same letter (so both answered)
     n_both_correct: int
     problem: str | None = None
+
+    @property
+    def seed_rate(self) -> float | None:
+        """The seed's agreement: same answer / items the backbone answered (None when it answered none)."""
+        return self.n_same / self.n_backbone_answered if self.n_backbone_answered else None
 
     @property
     def rate(self) -> float | None:
         """Same answer / both answered (None when no item was answered by both)."""
         return self.n_same / self.n_both_answered if self.n_both_answered else None
+
+
+def agreement_counts(items) -> tuple[int, int, int, int]:
+    """(backbone answered, both answered, same letter, both correct) over paired items.
+
+    `items`: per item (backbone letter or None when unanswered, audio-LLM letter or None,
+    backbone correct, audio LLM correct).
+    """
+    backbone = both = same = both_correct = 0
+    for a, b, a_correct, b_correct in items:
+        if a is None:
+            continue
+        backbone += 1
+        if b is None:
+            continue  # the seed's denominator keeps it: a disagreement
+        both += 1
+        same += a.strip().upper() == b.strip().upper()
+        both_correct += bool(a_correct) and bool(b_correct)
+    return backbone, both, same, both_correct
 
 
 def agreement(comp: Comparison) -> Agreement:
@@ -74,17 +101,14 @@ def agreement(comp: Comparison) -> Agreement:
     try:
         ia, ib, pairing = pair_items(comp.a.result, comp.filter_a, comp.b.result, comp.filter_b)
     except ResultsError as e:
-        return Agreement(comp, 0, 0, 0, 0, problem=str(e))
-    both = same = both_correct = 0
+        return Agreement(comp, 0, 0, 0, 0, 0, problem=str(e))
+    items = []
     for k in pairing.common:
         ra, rb = ia.by_key[k], ib.by_key[k]
         fa, fb = ra.values.get(FAILURE), rb.values.get(FAILURE)
         if fa is None or fb is None:
-            return Agreement(comp, len(pairing.common), 0, 0, 0,
+            return Agreement(comp, len(pairing.common), 0, 0, 0, 0,
                              problem=f"per-item {FAILURE} missing under filter {comp.filter_a}/{comp.filter_b}")
-        if fa or fb:
-            continue
-        both += 1
-        same += ra.filtered.strip().upper() == rb.filtered.strip().upper()
-        both_correct += bool(ra.values.get(TOTAL)) and bool(rb.values.get(TOTAL))
-    return Agreement(comp, len(pairing.common), both, same, both_correct)
+        items.append((None if fa else ra.filtered, None if fb else rb.filtered,
+                      ra.values.get(TOTAL), rb.values.get(TOTAL)))
+    return Agreement(comp, len(pairing.common), *agreement_counts(items))

@@ -20,8 +20,6 @@ from lm_eval_audio.files import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
-CLIP_SUFFIX = ".flac"
-
 
 @dataclass(frozen=True)
 class ClipSpec:
@@ -51,9 +49,15 @@ class ClipSpec:
         )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
+    @property
+    def suffix(self) -> str:
+        """The clip file's extension: its encoding (FLAC unless the spec names another format)."""
+        return "." + str(dict(self.options).get("format", "flac"))
+
 
 class ClipCache:
-    """Clips stored as `<root>/<key[:2]>/<key>.flac`, with a `<key>.json` note of their spec."""
+    """Clips stored as `<root>/<key[:2]>/<key>.flac` (or `.mp3`, as the spec's format says), with a
+    `<key>.json` note of their spec."""
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).expanduser()
@@ -61,14 +65,14 @@ class ClipCache:
     def path(self, spec: ClipSpec) -> Path:
         """Where the clip of `spec` lives (whether or not it exists yet)."""
         key = spec.key
-        return self.root / key[:2] / (key + CLIP_SUFFIX)
+        return self.root / key[:2] / (key + spec.suffix)
 
     def get(self, spec: ClipSpec) -> Path | None:
         """The cached clip's path, or None when it has not been synthesised."""
         p = self.path(spec)
         return p if p.is_file() else None
 
-    def put(self, spec: ClipSpec, flac_bytes: bytes) -> Path:
+    def put(self, spec: ClipSpec, audio_bytes: bytes) -> Path:
         """Store a finished clip atomically and return its path."""
         p = self.path(spec)
         # The note first: a clip never exists without the record of what it says.
@@ -81,5 +85,5 @@ class ClipCache:
             "text": spec.text,
         }
         atomic_write_bytes(p.with_suffix(".json"), json.dumps(note, ensure_ascii=False, indent=1).encode("utf-8"))
-        atomic_write_bytes(p, flac_bytes)
+        atomic_write_bytes(p, audio_bytes)
         return p

@@ -15,8 +15,13 @@ logger = logging.getLogger(__name__)
 
 def add_tts_arguments(parser: argparse.ArgumentParser) -> None:
     """The speech settings (shared by `synth` and `speak`)."""
-    parser.add_argument("--backend", choices=["espeak", "openai"], default=None,
-                        help="speech engine (default: $LM_EVAL_AUDIO_TTS_BACKEND, else espeak)")
+    parser.add_argument("--backend", choices=["espeak", "openai", "clips"], default=None,
+                        help="speech engine, or clips: pre-made files in --clips-dir (checked, not made) "
+                             "(default: $LM_EVAL_AUDIO_TTS_BACKEND, else espeak)")
+    parser.add_argument("--clips-dir", default=None,
+                        help="clips backend: folder of question_{i}.<ext> or <item id>.<ext> files")
+    parser.add_argument("--audio-format", choices=["flac", "mp3"], default=None,
+                        help="openai backend: the format requested (default flac; the seed got mp3)")
     parser.add_argument("--voice", default=None, help="espeak voice (en-us) or OpenAI voice (alloy)")
     parser.add_argument("--model", default=None, help="OpenAI speech model (default gpt-4o-mini-tts)")
     parser.add_argument("--instructions", default=None, help="OpenAI voice instructions (default: the seed's)")
@@ -42,7 +47,8 @@ def tts_config(args: argparse.Namespace, *, check: bool = False):
     from . import TTSConfig
 
     config = TTSConfig.from_env(backend=args.backend, voice=args.voice, model=args.model,
-                                instructions=args.instructions, rate=args.rate, cache_dir=args.cache_dir)
+                                instructions=args.instructions, rate=args.rate, cache_dir=args.cache_dir,
+                                clips_dir=args.clips_dir, audio_format=args.audio_format)
     return config.with_(synthesize=not check)
 
 
@@ -69,8 +75,10 @@ def synthesise(tasks: list, config, *, limit: int | None = None) -> int:
             for doc_id, doc in enumerate(tqdm(docs, desc=f"speech of {name}", unit="doc")):
                 try:
                     task.doc_to_audio(doc)
-                except ClipMissingError:
+                except ClipMissingError as e:
                     missing += 1
+                    if config.backend == "clips":  # nothing can make it: name the item and the file
+                        failures.append(f"{name} doc {doc_id}: {e}")
                 except Exception as e:  # one bad item must not stop the other clips; all are listed below
                     failures.append(f"{name} doc {doc_id}: {e}")
     s = synth.stats

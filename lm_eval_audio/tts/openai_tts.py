@@ -19,11 +19,12 @@ class OpenAITTSError(RuntimeError):
 class OpenAISpeech:
     """A client for the speech endpoint with the SDK's retry/backoff policy."""
 
-    def __init__(self, *, model: str, voice: str, instructions: str | None,
+    def __init__(self, *, model: str, voice: str, instructions: str | None, audio_format: str = "flac",
                  max_retries: int = 6, timeout: float = 60.0, api_key: str | None = None) -> None:
         self.model = model
         self.voice = voice
         self.instructions = instructions
+        self.audio_format = audio_format
         self._client, self._key = make_client(max_retries=max_retries, timeout=timeout, api_key=api_key)
 
     @property
@@ -32,10 +33,11 @@ class OpenAISpeech:
         return str(self._client.base_url)
 
     def synthesize(self, text: str) -> bytes:
-        """FLAC bytes of `text` spoken; raises OpenAITTSError (key-free message) on failure."""
+        """The clip's bytes (`audio_format`: flac or mp3) of `text` spoken; raises OpenAITTSError
+        (key-free message) on failure."""
         import openai
 
-        kwargs = dict(model=self.model, voice=self.voice, input=text, response_format="flac")
+        kwargs = dict(model=self.model, voice=self.voice, input=text, response_format=self.audio_format)
         if self.instructions:
             kwargs["instructions"] = self.instructions
         try:

@@ -5,20 +5,17 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .cache import ClipCache, ClipSpec
+from .clips import ClipFolder, ClipMissingError
 from .config import ENV_SYNTH, TTSConfig
 
 logger = logging.getLogger(__name__)
-
-
-class ClipMissingError(LookupError):
-    """A clip is not in the cache and synthesis is off; the message names the command to run."""
 
 
 class SynthesisError(RuntimeError):
@@ -67,6 +64,7 @@ class Synthesizer:
         self.stats = SynthStats()
         self._backend = None
         self._options: tuple | None = None
+        self._folder = ClipFolder(self.config.clips_dir) if self.config.backend == "clips" else None
 
     def _engine_options(self) -> tuple:
         if self._options is None:
@@ -74,12 +72,18 @@ class Synthesizer:
                 from . import espeak
 
                 self._options = (("engine", "espeak-ng " + espeak.engine_version()), ("rate", self.config.rate))
+            elif self.config.audio_format not in (None, "flac"):
+                # Part of the clip's identity; FLAC, the first format, keeps its original keys.
+                self._options = (("format", self.config.audio_format),)
             else:
                 self._options = ()
         return self._options
 
     def describe(self) -> dict:
-        """The configuration and engine that make this synthesizer's clips (for the results)."""
+        """The configuration and engine that make this synthesizer's clips (for the results);
+        for pre-made clips, their folder and its content hash."""
+        if self._folder is not None:
+            return {**self.config.describe(), **self._folder.describe()}
         return {**self.config.describe(), **dict(self._engine_options())}
 
     def spec(self, text: str) -> ClipSpec:
@@ -98,17 +102,22 @@ class Synthesizer:
             from .openai_tts import OpenAISpeech
 
             self._backend = OpenAISpeech(model=c.model, voice=c.voice, instructions=c.instructions,
-                                         max_retries=c.max_retries, timeout=c.timeout)
+                                         audio_format=c.audio_format, max_retries=c.max_retries, timeout=c.timeout)
         data = self._backend.synthesize(text)
         _check_audio_bytes(data, text)
         return data
 
-    def clip(self, text: str, *, name: str = "text", hint: str | None = None) -> Path:
+    def clip(self, text: str, *, name: str = "text", hint: str | None = None, stems: Sequence[str] = ()) -> Path:
         """Path of the clip speaking `text`.
 
         `name` identifies the item in errors; `hint` is the command that would synthesise it
-        (named in the error when the clip is missing and synthesis is off).
+        (named in the error when the clip is missing and synthesis is off); `stems` are the
+        file names (without extension) the item's clip may have in a clips folder.
         """
+        if self._folder is not None:
+            path = self._folder.find(stems, name)
+            self.stats.reused += 1
+            return path
         spec = self.spec(text)
         hit = self.cache.get(spec)
         if hit is not None:

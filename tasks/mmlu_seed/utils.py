@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lm_eval_audio.data.seed_mmlu import backbone_text, item_text, load_for_task, spoken_text
+from lm_eval_audio.data.seed_mmlu import backbone_text, item_text, load_for_task, seed_position, spoken_text
 
 
 def load_dataset(**kwargs):
@@ -11,10 +11,12 @@ def load_dataset(**kwargs):
 
 
 def doc_to_audio(doc: dict) -> list[dict]:
-    """The clip speaking the seed's text of this item (a lazy reference, not samples)."""
+    """The clip speaking the seed's text of this item (a lazy reference, not samples); from a
+    folder of pre-made clips, `question_{i}` by the seed's position, as the seed named them."""
     from lm_eval_audio.data.mmlu import spoken_clip_of
 
-    return [spoken_clip_of(doc, spoken_text(doc), synth_task="spoken_mmlu_seed")]
+    stems = (f"question_{seed_position(doc['mmlu_id'])}",)
+    return [spoken_clip_of(doc, spoken_text(doc), synth_task="spoken_mmlu_seed", stems=stems)]
 
 
 def doc_to_text_item(doc: dict) -> str:
