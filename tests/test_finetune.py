@@ -244,17 +244,23 @@ def test_jsonl_examples(tiny_model_dir, tmp_path):
 # -- a short run through the command line -----------------------------------------------------
 
 
-def test_jsonl_run_writes_adapter_and_merges(tiny_model_dir, tmp_path):
-    from finetune.cli import main
-    from finetune.merge import merge_adapter
-
+def _pitch_jsonl(folder: Path) -> Path:
+    """Four tone clips and a JSONL of pitch answers over them (ms-swift's layout)."""
     for i in range(4):
-        _tone(tmp_path / f"c{i}.wav", 0.8, f0=300 + 200 * i)
-    path = tmp_path / "train.jsonl"
+        _tone(folder / f"c{i}.wav", 0.8, f0=300 + 200 * i)
+    path = folder / "train.jsonl"
     path.write_text("".join(
         json.dumps({"messages": [{"role": "user", "content": "<audio>Pitch?"},
                                  {"role": "assistant", "content": str(i % 3)}], "audios": [f"c{i}.wav"]}) + "\n"
         for i in range(4)))
+    return path
+
+
+def test_jsonl_run_writes_adapter_and_merges(tiny_model_dir, tmp_path):
+    from finetune.cli import main
+    from finetune.merge import merge_adapter
+
+    path = _pitch_jsonl(tmp_path)
     out = tmp_path / "out"
     assert main(["--pretrained", str(tiny_model_dir), "--jsonl", str(path), "--output-dir", str(out),
                  "--max-steps", "2", "--batch-size", "2", "--save-steps", "1", "--no-eval",
@@ -282,13 +288,7 @@ def test_every_step_keeps_its_adapter_and_its_training_log(tiny_model_dir, tmp_p
     from finetune.cli import main
     from lm_eval_audio.trust.training import adapter_at_step, adapter_training
 
-    for i in range(4):
-        _tone(tmp_path / f"c{i}.wav", 0.8, f0=300 + 200 * i)
-    path = tmp_path / "train.jsonl"
-    path.write_text("".join(
-        json.dumps({"messages": [{"role": "user", "content": "<audio>Pitch?"},
-                                 {"role": "assistant", "content": str(i % 3)}], "audios": [f"c{i}.wav"]}) + "\n"
-        for i in range(4)))
+    path = _pitch_jsonl(tmp_path)
     out = tmp_path / "out"
     assert main(["--pretrained", str(tiny_model_dir), "--jsonl", str(path), "--output-dir", str(out),
                  "--max-steps", "3", "--batch-size", "1", "--save-steps", "50", "--no-eval",
