@@ -157,6 +157,10 @@ TOKENS = {
     "phi4_multimodal": (38, 125),  # mel frames / 8 (audio_compression_rate)
     "gemma3n": (188, 188),  # fixed: audio_seq_length, the encoder's output padded to it
     "voxtral": (375, 375),  # 375 per started 30 s chunk (frame rate 12.5)
+    "glmasr": (37, 125),  # per 30 s window ((L-1)//2+1-4)//4+1, summed
+    "musicflamingo": (75, 250),  # as Audio Flamingo 3 (plus the <|sound_bos|>/<|sound_eos|> it writes)
+    "qwen3_asr": (39, 130),  # as Qwen3-Omni: 13 per 100-frame chunk plus the remainder's
+    "gemma4": (75, 250),  # mel frames through two stride-2 convolutions (plus its <|audio>/<audio|>)
 }
 BASE_CLIP = {
     "qwen2_audio": "<|audio_bos|><|AUDIO|><|audio_eos|>",
@@ -167,6 +171,10 @@ BASE_CLIP = {
     "phi4_multimodal": "<|audio|>",
     "gemma3n": "\n\n<start_of_audio><audio_soft_token><end_of_audio>\n\n",  # the processor's own expansion
     "voxtral": "\u2063id:25\u2063\u2063id:24\u2063",  # [BEGIN_AUDIO][AUDIO] as control-id markers
+    "glmasr": "<|pad|>",
+    "musicflamingo": "<|sound_bos|><sound><|sound_eos|>",  # the processor's own expansion
+    "qwen3_asr": "<|audio_start|><|audio_pad|><|audio_end|>",
+    "gemma4": "<|audio><|audio|><audio|>",  # the processor's own expansion
 }
 
 
