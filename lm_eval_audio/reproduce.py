@@ -46,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 PRESETS = ("seed", "demo", "archs")
 # The archs preset's default --limit: every supported architecture here within 5 minutes on 2 cores
-# (measured with bench/archs_preset.sh; the README has the figure).
+# (measured with bench/archs_preset.py; the README has the figure).
 ARCHS_LIMIT = 10
 FINETUNE_CONFIG = Path(__file__).resolve().parent.parent / "finetune" / "configs" / "timbre_seed.yaml"
 
