@@ -246,3 +246,27 @@ def test_voxtral_prompts_are_the_backends_ids(lms):
     assert ids == list(expected)
     inst = lm.tokenizer.convert_tokens_to_ids("[INST]")
     assert ids.count(inst) == 1  # the task's literal "[INST]" stayed text
+
+
+# The real checkpoints' renderings that transformers' own processor tests pin (test_chat_template
+# of tests/models/<arch>/test_processing_<arch>.py), reproduced by the tiny checkpoints' templates.
+_MF_SYSTEM = ("You are Music Flamingo, a multimodal assistant for language and music. On each turn you receive an "
+              "audio clip which contains music and optional text, you will receive at least one or both; use your "
+              "world knowledge and reasoning to help the user with any task. Interpret the entirety of the content "
+              "any input music--regardlenss of whether the user calls it audio, music, or sound.")
+PINNED = {
+    "musicflamingo": ([{"type": "text", "text": "What is it?"}, {"type": "audio", "path": "x.wav"}],
+                      f"<|im_start|>system\n{_MF_SYSTEM}<|im_end|>\n<|im_start|>user\n<sound>What is it?<|im_end|>\n"
+                      "<|im_start|>assistant\n"),
+    "qwen3_asr": ([{"type": "audio", "path": "x.wav"}],
+                  "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|>"
+                  "<|im_end|>\n<|im_start|>assistant\n"),
+}
+
+
+@pytest.mark.parametrize("arch", [a for a in PINNED if a in RUNNABLE])
+def test_chat_template_renders_as_the_real_checkpoint(arch, arch_checkpoint):
+    content, expected = PINNED[arch]
+    processor = transformers.AutoProcessor.from_pretrained(arch_checkpoint(arch))
+    conversation = [{"role": "user", "content": content}]
+    assert processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True) == expected

@@ -529,21 +529,8 @@ MUSICFLAMINGO_CHAT_TEMPLATE = AF3_CHAT_TEMPLATE.replace("You are a helpful assis
 # place; as pinned by transformers' tests/models/qwen3_asr/test_processing_qwen3_asr.py::
 # test_chat_template (Qwen/Qwen3-ASR-0.6B-hf: "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n
 # <|audio_start|><|audio_pad|><|audio_end|><|im_end|>\n<|im_start|>assistant\n").
-QWEN3_ASR_CHAT_TEMPLATE = (
-    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\n<|im_end|>\n{% endif %}"
-    "{% for message in messages %}"
-    "<|im_start|>{{ message['role'] }}\n"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}"
-    "{% for item in message['content'] %}"
-    "{% if item['type'] == 'audio' %}<|audio_start|><|audio_pad|><|audio_end|>"
-    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
-    "{% endfor %}"
-    "{% endif %}"
-    "<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+QWEN3_ASR_CHAT_TEMPLATE = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\n<|im_end|>\n{% endif %}"
+                           + _chatml_template("<|audio_start|><|audio_pad|><|audio_end|>"))
 
 # Gemma 4: its turn markers (`<|turn>ROLE\n ... <turn|>\n`, the assistant's role named `model`, bos
 # first) and each audio item as a bare `<|audio|>` in place: the processor writes `<|audio>`/
