@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lm_eval_audio.arch.encoder import AudioFeatures, encode_audio
+from lm_eval_audio.models.archs_support import forward_module
 
 from finetune.collate import IGNORE_INDEX
 from finetune.config import LoraConfigSection, ModelConfig
@@ -45,12 +46,11 @@ def load_base(model: ModelConfig):
     return base, tokenizer, feature_extractor
 
 
-def load_processor(model: ModelConfig):
-    """The base checkpoint's processor (prompt format and chat template, as evaluation uses them)."""
-    import transformers
+def load_processor(model: ModelConfig, model_type: str):
+    """The base checkpoint's processor (prompt format and chat template), loaded as evaluation loads it."""
+    from lm_eval_audio.models.archs_support import load_processor as load
 
-    kwargs = {"revision": model.revision} if model.revision else {}
-    return transformers.AutoProcessor.from_pretrained(model.pretrained, **kwargs)
+    return load(model.pretrained, model_type, revision=model.revision)
 
 
 def apply_lora(base, lora: LoraConfigSection):
@@ -93,7 +93,9 @@ class AudioLMForTraining(nn.Module):
         super().__init__()
         self.peft_model = peft_model
         self.audio_token_id = audio_token_id
-        core = peft_model.get_base_model()
+        base = peft_model.get_base_model()
+        self.forward_module = forward_module(base.config.model_type)  # an Omni model's thinker
+        core = self.core
         inner = core.model
         # A frozen audio path needs no graph: skip it in backward (own-length path).
         towers = [getattr(inner, name, None) for name in ("audio_tower", "multi_modal_projector")]
@@ -101,8 +103,10 @@ class AudioLMForTraining(nn.Module):
 
     @property
     def core(self):
-        """The Qwen2-Audio model with LoRA layers injected."""
-        return self.peft_model.get_base_model()
+        """The model that runs, LoRA layers injected: the loaded model, or the part of it the
+        facts table names (as hf-audio runs it)."""
+        base = self.peft_model.get_base_model()
+        return base.get_submodule(self.forward_module) if self.forward_module else base
 
     def forward(
         self,

@@ -27,7 +27,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 from lm_eval_audio.arch.prompts import PromptFormat
 
 from finetune.collate import AudioSFTCollator
-from finetune.config import FinetuneConfig, save_config
+from finetune.config import LM_TARGETS, FinetuneConfig, save_config
 from finetune.data import Example, load_examples
 from finetune.modeling import AudioLMForTraining, apply_lora, load_base, load_processor
 
@@ -197,6 +197,20 @@ def _training_arguments(config: FinetuneConfig) -> TrainingArguments:
     )
 
 
+def _lora_for(lora, model_type: str):
+    """The LoRA settings, the default targets replaced by the architecture's own where the facts
+    table names them (a decoder whose projections the generic regex misses)."""
+    import dataclasses
+
+    from lm_eval_audio.arch.facts import ARCHS
+
+    facts = ARCHS.get(model_type)
+    if lora.target_modules == LM_TARGETS and facts is not None and facts.lora_targets:
+        logger.info("%s: LoRA targets %s (the architecture's decoder projections)", model_type, facts.lora_targets)
+        return dataclasses.replace(lora, target_modules=facts.lora_targets)
+    return lora
+
+
 def train(config: FinetuneConfig) -> RunResult:
     """Run (or resume) the fine-tuning described by `config`, then evaluate through the harness."""
     from transformers import set_seed
@@ -206,14 +220,14 @@ def train(config: FinetuneConfig) -> RunResult:
     resume = resolve_resume(config)
     set_seed(t.seed)
     base, tokenizer, feature_extractor = load_base(config.model)
-    processor = load_processor(config.model)
+    processor = load_processor(config.model, base.config.model_type)
     fmt = PromptFormat.from_processor(processor)
     examples = load_examples(config.data, processor)
     if config.training.gradient_checkpointing:
         # Switched on in the model itself: Trainer would look for the method on our wrapper.
         # Non-reentrant, since the checkpointed blocks' inputs need not require grad.
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    peft_model = apply_lora(base, config.lora)
+    peft_model = apply_lora(base, _lora_for(config.lora, base.config.model_type))
     model = AudioLMForTraining(peft_model, tokenizer.convert_tokens_to_ids(fmt.placeholder))
     # Qwen2-Audio trains on its own-length encoder (as `qwen2audio` evaluates); any other
     # architecture on its processor's audio tensors and its own forward (as `hf-audio` evaluates).

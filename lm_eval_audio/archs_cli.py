@@ -32,7 +32,13 @@ def table() -> list[dict[str, str]]:
             row["generation"] = f"on .{f.forward_module}" if f.forward_module else "yes"
             row["chat template"] = {"processor": "processor's", "tokenizer": "tokenizer's (processor loses it)"}[
                 f.chat_template_from] if f.prompt_route == "text" else "tokenizer backend (ids)"
-            row["LoRA"] = "language model"
+            # finetune builds text prompts; a backend that renders chats to ids has no route there yet
+            if f.prompt_route != "text":
+                row["LoRA"] = "no: finetune builds text prompts"
+            elif f.forward_module:  # lm-eval's HFLM reads config.vocab_size when it loads a peft adapter
+                row["LoRA"] = "trains; peft= fails: the Omni config has no vocab_size"
+            else:
+                row["LoRA"] = "language model" + (" (its own targets)" if f.lora_targets else "")
         rows.append(row)
     return rows
 

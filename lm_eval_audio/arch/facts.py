@@ -51,6 +51,9 @@ class ArchFacts:
     audio_padding_exact: bool = True
     # "": forward and generate run on the loaded model; else on this submodule of it.
     forward_module: str = ""
+    # finetune's default LoRA targets where its generic regex (language_model.layers.N: q/k/v/o,
+    # gate/up/down projections) misses this architecture's projections ("": the generic one).
+    lora_targets: str = ""
     # "processor": its chat template; "tokenizer": the processor loses its template on load and
     # the tokenizer's is used instead (hf-audio says so in the log).
     chat_template_from: str = "processor"
@@ -77,7 +80,9 @@ ARCHS: dict[str, ArchFacts] = {
                                 requires_why="its feature extractor computes log-mels with torchaudio",
                                 audio_padding_exact=False),
     "phi4_multimodal": ArchFacts("phi4_multimodal", requires=("torchvision",), requires_why=_TORCHVISION,
-                                 audio_padding_exact=False, chat_template_from="tokenizer"),
+                                 audio_padding_exact=False, chat_template_from="tokenizer",
+                                 # its decoder is model.layers, with fused qkv and gate_up projections
+                                 lora_targets=r"model\.layers\.\d+\.(self_attn\.(qkv_proj|o_proj)|mlp\.(gate_up_proj|down_proj))"),
     "gemma3n": ArchFacts("gemma3n", requires=("timm",),
                          requires_why="the model always builds its vision tower as a timm model",
                          audio_padding_exact=False),

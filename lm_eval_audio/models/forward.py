@@ -62,8 +62,7 @@ def _owner(model, module) -> tuple[torch.nn.Module, str]:
     raise ValueError(f"{type(model).__name__}: output head not found among its modules")
 
 
-def pad_rows(rows: list[list[int]], pad_id: int, device, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask) of `rows` padded to the longest with `pad_id`, on the left or right."""
+def _pad(rows: list[list[int]], pad_id: int, device, *, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -110,7 +109,7 @@ def score_groups(lm, batch: list[list], arrays: dict) -> list[tuple[object, tupl
             for g, row in zip(batch, rows):
                 for r in g:
                     _check_fits(lm, r.name, len(row) + len(r.continuation_ids), "context + continuation")
-            ids, mask = pad_rows(rows, lm.pad_id, lm.device, left=False)
+            ids, mask = _pad(rows, lm.pad_id, lm.device, left=False)
             lengths = torch.tensor([len(r) for r in rows], device=lm.device)
             head.positions = (lengths - 1)[:, None]
             multi = [(gi, r) for gi, g in enumerate(batch) for r in g if len(r.continuation_ids) > 1]
@@ -133,7 +132,7 @@ def _continuations(lm, core, head, cache, prefix_mask, lengths, first, multi):
     index = torch.tensor([gi for gi, _ in multi], device=lm.device)
     cache.reorder_cache(index)
     conts = [r.continuation_ids[:-1] for _, r in multi]  # the last token is predicted, never read
-    ids, mask = pad_rows(conts, lm.pad_id, lm.device, left=False)
+    ids, mask = _pad(conts, lm.pad_id, lm.device, left=False)
     width = ids.shape[1]
     positions = lengths[index][:, None] + torch.arange(width, device=lm.device)[None, :]
     head.positions = torch.arange(width, device=lm.device)[None, :].expand(len(multi), -1)
@@ -168,7 +167,7 @@ def _whole(lm, core, head, batch, arrays):
         n_ctx = len(rows[row]) - (len(r.continuation_ids) - 1)
         starts[id(r)] = n_ctx - 1
         _check_fits(lm, r.name, n_ctx + len(r.continuation_ids), "context + continuation")
-    ids, mask = pad_rows(rows, lm.pad_id, lm.device, left=False)
+    ids, mask = _pad(rows, lm.pad_id, lm.device, left=False)
     k = max(len(r.continuation_ids) for r, _ in plan)
     pos = torch.zeros((len(rows), k), dtype=torch.long)
     for r, row in plan:
@@ -205,7 +204,7 @@ def generate_batch(lm, batch: list, arrays: dict) -> list[str]:
     rows, audio = _audio_rows(lm, [(r.context_ids, r.clip_keys, r.name) for r in batch], arrays)
     for r, row in zip(batch, rows):
         _check_fits(lm, r.name, len(row) + max_new_tokens, "context + max_gen_toks")
-    ids, mask = pad_rows(rows, lm.pad_id, lm.device, left=True)
+    ids, mask = _pad(rows, lm.pad_id, lm.device, left=True)
     inputs = audio.inputs(ids, mask)
     # With input_ids, generate() returns prompt + new tokens; with only inputs_embeds, the new ones.
     prompt_len = ids.shape[1] if "input_ids" in inputs else 0

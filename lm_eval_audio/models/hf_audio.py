@@ -30,7 +30,7 @@ from lm_eval_audio.models import archs_support
 from lm_eval_audio.models.base import AudioModelSupport
 from lm_eval_audio.models.audio_inputs import ProcessorAudio, decode_clips, max_seconds_of, sampling_rate_of
 from lm_eval_audio.models.batching import BatchSize, pack
-from lm_eval_audio.models.forward import generate_batch, pad_rows, score_groups
+from lm_eval_audio.models.forward import _pad, generate_batch, score_groups
 from lm_eval_audio.models.requests import check_mode, prepare, request_clips, request_name
 from lm_eval_audio.arch.prompts import MODES, PromptFormat, render_chat, strip_sentinels
 
@@ -215,7 +215,7 @@ class HFAudioLM(AudioModelSupport, HFLM):
             return super().tok_batch_encode(strings, padding_side=padding_side, left_truncate_len=left_truncate_len,
                                             truncation=truncation)
         rows = [self.tok_encode(s, left_truncate_len=left_truncate_len) for s in strings]
-        return pad_rows(rows, self.pad_id, self.device, left=padding_side == "left")
+        return _pad(rows, self.pad_id, self.device, left=padding_side == "left")
 
     # -- request routing -----------------------------------------------------------------
     def _split(self, requests: list[Instance]) -> tuple[list[int], list[int]]:
