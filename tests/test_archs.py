@@ -157,6 +157,10 @@ TOKENS = {
     "phi4_multimodal": (38, 125),  # mel frames / 8 (audio_compression_rate)
     "gemma3n": (188, 188),  # fixed: audio_seq_length, the encoder's output padded to it
     "voxtral": (375, 375),  # 375 per started 30 s chunk (frame rate 12.5)
+    "glmasr": (37, 125),  # per 30 s window ((L-1)//2+1-4)//4+1, summed
+    "musicflamingo": (75, 250),  # as Audio Flamingo 3 (plus the <|sound_bos|>/<|sound_eos|> it writes)
+    "qwen3_asr": (39, 130),  # as Qwen3-Omni: 13 per 100-frame chunk plus the remainder's
+    "gemma4": (75, 250),  # mel frames through two stride-2 convolutions (plus its <|audio>/<audio|>)
 }
 BASE_CLIP = {
     "qwen2_audio": "<|audio_bos|><|AUDIO|><|audio_eos|>",
@@ -167,6 +171,10 @@ BASE_CLIP = {
     "phi4_multimodal": "<|audio|>",
     "gemma3n": "\n\n<start_of_audio><audio_soft_token><end_of_audio>\n\n",  # the processor's own expansion
     "voxtral": "\u2063id:25\u2063\u2063id:24\u2063",  # [BEGIN_AUDIO][AUDIO] as control-id markers
+    "glmasr": "<|pad|>",
+    "musicflamingo": "<|sound_bos|><sound><|sound_eos|>",  # the processor's own expansion
+    "qwen3_asr": "<|audio_start|><|audio_pad|><|audio_end|>",
+    "gemma4": "<|audio><|audio|><audio|>",  # the processor's own expansion
 }
 
 
@@ -238,3 +246,27 @@ def test_voxtral_prompts_are_the_backends_ids(lms):
     assert ids == list(expected)
     inst = lm.tokenizer.convert_tokens_to_ids("[INST]")
     assert ids.count(inst) == 1  # the task's literal "[INST]" stayed text
+
+
+# The real checkpoints' renderings that transformers' own processor tests pin (test_chat_template
+# of tests/models/<arch>/test_processing_<arch>.py), reproduced by the tiny checkpoints' templates.
+_MF_SYSTEM = ("You are Music Flamingo, a multimodal assistant for language and music. On each turn you receive an "
+              "audio clip which contains music and optional text, you will receive at least one or both; use your "
+              "world knowledge and reasoning to help the user with any task. Interpret the entirety of the content "
+              "any input music--regardlenss of whether the user calls it audio, music, or sound.")
+PINNED = {
+    "musicflamingo": ([{"type": "text", "text": "What is it?"}, {"type": "audio", "path": "x.wav"}],
+                      f"<|im_start|>system\n{_MF_SYSTEM}<|im_end|>\n<|im_start|>user\n<sound>What is it?<|im_end|>\n"
+                      "<|im_start|>assistant\n"),
+    "qwen3_asr": ([{"type": "audio", "path": "x.wav"}],
+                  "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n<|audio_start|><|audio_pad|><|audio_end|>"
+                  "<|im_end|>\n<|im_start|>assistant\n"),
+}
+
+
+@pytest.mark.parametrize("arch", [a for a in PINNED if a in RUNNABLE])
+def test_chat_template_renders_as_the_real_checkpoint(arch, arch_checkpoint):
+    content, expected = PINNED[arch]
+    processor = transformers.AutoProcessor.from_pretrained(arch_checkpoint(arch))
+    conversation = [{"role": "user", "content": content}]
+    assert processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True) == expected

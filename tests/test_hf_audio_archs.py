@@ -21,8 +21,9 @@ from lm_eval_audio.models.hf_audio import HFAudioLM
 CLIPS = [_clip(2.0, 1), _clip(5.5, 2), _clip(11.0, 3)]
 
 # The longest clip each feature extractor keeps (None: no limit, longer clips are chunked or padded).
-MAX_SECONDS = {"qwen2_audio": 30.0, "audioflamingo3": 600.0, "qwen2_5_omni": 30.0, "qwen3_omni_moe": 30.0,
-               "granite_speech": None, "phi4_multimodal": None, "gemma3n": 30.0, "voxtral": None}
+MAX_SECONDS = {"qwen2_audio": 30.0, "audioflamingo3": 600.0, "qwen2_5_omni": 30.0, "qwen3_omni_moe": None,
+               "granite_speech": None, "phi4_multimodal": None, "gemma3n": 30.0, "voxtral": None,
+               "glmasr": 655.0, "musicflamingo": 1200.0, "qwen3_asr": None, "gemma4": 30.0}
 
 
 @pytest.fixture(scope="module")
@@ -78,13 +79,17 @@ def test_long_audio_limit_is_the_feature_extractors(arch, lms):
     lm = lms(arch)
     assert lm.max_audio_seconds == MAX_SECONDS[arch]
     extractor = getattr(lm.processor, "feature_extractor", None) or lm.processor.audio_processor
-    if arch == "audioflamingo3":
+    if getattr(lm.processor, "max_audio_len", None):  # the Audio Flamingo family: 30 s windows up to this
         assert lm.processor.max_audio_len == lm.max_audio_seconds
-    elif arch == "gemma3n":  # its call truncates to max_length samples by default
+    elif MAX_SECONDS[arch] is None:  # the processor keeps any length: 40 s get more positions than 30 s
+        silence = {str(s): np.zeros(16000 * s, dtype=np.float32) for s in (30, 40)}
+        thirty, forty = lm.audio.encode(["30", "40"], silence).counts
+        assert forty > thirty
+    elif getattr(extractor, "n_samples", None):
+        assert extractor.n_samples / extractor.sampling_rate == lm.max_audio_seconds
+    else:  # Gemma 3n and 4: the extractor's call truncates to its max_length samples by default
         features = extractor([np.zeros(16000 * 40, dtype=np.float32)], return_tensors="np")["input_features"]
         assert features.shape[1] * extractor.hop_length == pytest.approx(lm.max_audio_seconds * 16000, abs=512)
-    elif MAX_SECONDS[arch] is not None:
-        assert extractor.n_samples / extractor.sampling_rate == lm.max_audio_seconds
     if MAX_SECONDS[arch] is not None and MAX_SECONDS[arch] <= 30:  # longer clips are cut, with a count
         lm.loglikelihood([_ll("Q:", " A", [_clip(MAX_SECONDS[arch] + 1, 7)], doc_id=3)], disable_tqdm=True)
         assert lm.truncated_clips >= 1

@@ -165,3 +165,41 @@ def test_checkpoint_step_picks_the_seed_step(tmp_path):
     assert adapter_at_step(run, 40) == run / "checkpoint-40"
     with pytest.raises(FileNotFoundError, match=r"no adapter of step 38 in .*steps/checkpoint-38 and .*checkpoint-38"):
         adapter_at_step(run, 38)
+
+
+def test_archs_preset_one_leaderboard_row_per_architecture(tmp_path, monkeypatch, capsys):
+    from lm_eval_audio.cli import main
+    from lm_eval_audio.report import build_report
+
+    monkeypatch.setenv("LM_EVAL_AUDIO_TTS_BACKEND", "espeak")  # the preset sets it; restored after the test
+    monkeypatch.setenv("LM_EVAL_AUDIO_TTS_CACHE", str(tmp_path / "tts"))
+    out = tmp_path / "archs"
+    assert main(["reproduce", "--preset", "archs", "--output", str(out), "--archs", "qwen2_audio,glmasr",
+                 "--limit", "2"]) == 0
+    html = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    assert html == out / "report" / "report.html" and html.is_file()
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["GLM-ASR tiny (random)", "Qwen2-Audio tiny (random)"]
+
+    board = build_report([out / "runs"]).leaderboard
+    assert sorted(r.label for r in board.rows) == ["hf-audio:GLM-ASR tiny (random)", "hf-audio:Qwen2-Audio tiny (random)"]
+    for row in board.rows:  # text and spoken MMLU, their difference and the WER, all in the one row
+        mmlu_text, mmlu_speech, diff, wer = (c.value for c in row.columns[:4])
+        assert 0 <= mmlu_text <= 1 and 0 <= mmlu_speech <= 1 and diff == pytest.approx(mmlu_speech - mmlu_text)
+        assert wer is not None and wer >= 0
+    markdown = (out / "report" / "report.md").read_text()
+    assert "Qwen2-Audio tiny (random)" in markdown and "GLM-ASR tiny (random)" in markdown
+
+
+def test_archs_preset_leaves_out_what_cannot_be_built(tmp_path, monkeypatch, caplog):
+    from lm_eval_audio import reproduce
+    from lm_eval_audio.tiny import archs
+
+    def unavailable(out, seed, size):
+        raise archs.ArchUnavailable("glmasr: not here")
+
+    monkeypatch.setitem(archs.BUILDERS, "glmasr", archs.TinyBuilder("glmasr", unavailable, label="GLM-ASR"))
+    with caplog.at_level("WARNING", logger="lm_eval_audio.reproduce"):
+        assert reproduce.arch_checkpoints(tmp_path, ["glmasr"]) == {}
+    assert "glmasr left out: glmasr: not here" in caplog.text
+    with pytest.raises(ValueError, match="unknown architecture"):
+        reproduce.arch_checkpoints(tmp_path, ["wav2vec2"])

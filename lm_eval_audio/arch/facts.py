@@ -89,6 +89,11 @@ ARCHS: dict[str, ArchFacts] = {
     "voxtral": ArchFacts("voxtral", requires=("mistral_common",),
                          requires_why="its tokenizer is mistral-common's Tekken (MistralCommonBackend)",
                          prompt_route="control_ids"),
+    "glmasr": ArchFacts("glmasr"),
+    # Like Audio Flamingo 3, not in AutoModelForMultimodalLM's mapping (seq2seq LM and pretraining only).
+    "musicflamingo": ArchFacts("musicflamingo", auto_class="AutoModelForSeq2SeqLM"),
+    "qwen3_asr": ArchFacts("qwen3_asr"),
+    "gemma4": ArchFacts("gemma4", requires=("torchvision",), requires_why=_TORCHVISION),
 }
 
 _NOT_BUILT = "not supported yet: no tiny checkpoint builder, so its audio path has never run here"
@@ -105,31 +110,32 @@ REFUSED: dict[str, str] = {
     "dia": _AUDIO_OUT + " (text-to-speech dialogue)",
     "diffusion_gemma": "a block-diffusion decoder: no left-to-right token probabilities to score",
     "dots3_note": _NOT_BUILT,
-    "fun_asr_nano": _NOT_BUILT,
-    "gemma4": _NOT_BUILT,
+    # Its chat template (transformers' convert_fun_asr_nano_to_hf.CHAT_TEMPLATE) makes a turn's text
+    # the transcription's context and puts the clip after a fixed transcription instruction.
+    "fun_asr_nano": "transcription only: its chat template turns a turn's text into context for transcribing "
+                    "the clip, which it places after that text, so no question can be asked of a clip",
     "gemma4_unified": _NOT_BUILT,
-    "glmasr": _NOT_BUILT,
     "granite_speech_plus": _NOT_BUILT,
     "inkling_mm_model": _NOT_BUILT,
-    "kyutai_speech_to_text": _NOT_BUILT,
+    "kyutai_speech_to_text": "streaming speech-to-text: one text token per 80 ms codec frame of the audio, "
+                             "no text prompt to put a question in and no continuation to score after the audio",
     "moonshine": _SEQ2SEQ_ASR,
     "moonshine_streaming": _SEQ2SEQ_ASR,
     "moss_transcribe_diarize": _NOT_BUILT,
     "muse_spark": _NOT_BUILT,
-    "musicflamingo": _NOT_BUILT,
     "musicgen": _AUDIO_OUT + " (music codes)",
     "musicgen_melody": _AUDIO_OUT + " (music codes)",
     "nemo_speechlm": _NOT_BUILT,
     "nemotron_h_omni": _NOT_BUILT,
     "omniasr": _NOT_BUILT,
     "pop2piano": _AUDIO_OUT + " (piano MIDI tokens transcribed from audio)",
-    "qwen3_asr": _NOT_BUILT,
     "seamless_m4t": _SEQ2SEQ_ASR,
     "speech_to_text": _SEQ2SEQ_ASR,
     "speecht5": _SEQ2SEQ_ASR,
     "vibevoice": _AUDIO_OUT + " (text-to-speech)",
     "vibevoice_asr": _NOT_BUILT,
-    "voxtral_realtime": _NOT_BUILT,
+    "voxtral_realtime": "streaming transcription: its processor takes audio only (mistral-common builds the "
+                        "transcription request), so no question can be asked of a clip",
     "whisper": "an encoder-decoder speech recogniser: use --model whisper",
 }
 

@@ -83,10 +83,12 @@ class PromptFormat:
             fmt = cls(placeholder=marker, processor_clip=marker, expansion=marker, processor=processor, codec=codec)
             fmt.processor_clip = fmt.chat_clips(1)
             return fmt
+        expansion = _expansion(processor, token)
+        if expansion != token:  # it writes its own begin/end-of-audio tokens around the run (Music Flamingo)
+            return cls(placeholder=token, processor_clip=token, expansion=expansion, processor=processor)
         bos = getattr(processor, "audio_bos_token", None) or ""
         eos = getattr(processor, "audio_eos_token", None) or ""
-        return cls(placeholder=token, processor_clip=f"{bos}{token}{eos}", expansion=_expansion(processor, token),
-                   processor=processor)
+        return cls(placeholder=token, processor_clip=f"{bos}{token}{eos}", expansion=expansion, processor=processor)
 
     def chat_clips(self, n: int) -> str:
         """What the processor's chat template renders for `n` audio items opening a user turn.

@@ -111,11 +111,12 @@ class ProcessorAudio:
 def max_seconds_of(processor) -> float | None:
     """The longest clip the model's feature extractor keeps (Whisper-style: its window,
     `n_samples / sampling_rate`; Audio Flamingo 3: `max_audio_len`); None when it has no limit
-    (Voxtral's processor pads to a multiple of the window, never truncating, and splits it)."""
+    (a processor whose own audio defaults turn truncation off: Voxtral pads to a multiple of the
+    window and splits it, Qwen3-ASR and Qwen3-Omni pad to the longest clip of the batch)."""
     if getattr(processor, "max_audio_len", None):
         return float(processor.max_audio_len)
     defaults = getattr(processor, "audio_kwargs", None) or {}
-    if defaults.get("pad_to_multiple_of") and defaults.get("truncation") is False:
+    if defaults.get("truncation") is False:
         return None
     fe = getattr(processor, "feature_extractor", None) or getattr(processor, "audio_processor", None)
     n_samples, rate = getattr(fe, "n_samples", None), getattr(fe, "sampling_rate", None)

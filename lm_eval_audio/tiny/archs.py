@@ -493,6 +493,178 @@ def _build_voxtral(out: Path, seed: int, size: str) -> Path:
     return _save(out, model, processor)
 
 
+# -- GLM-ASR, Music Flamingo, Qwen3-ASR, Gemma 4 ------------------------------------------------
+# GLM-ASR: GLM-4 roles (`<|user|>\n`, `<|assistant|>\n`) and each audio item as
+# `<|begin_of_audio|><|pad|><|end_of_audio|>`, as zai-org/GLM-ASR's inference.py writes its prompt
+# (`<|user|>\n<|begin_of_audio|>` + audio ids + `<|end_of_audio|>` ... `<|assistant|>\n`); the
+# processor repeats `<|pad|>` (its audio_token) to the clip's length. Items render in their order.
+GLMASR_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'audio' %}<|begin_of_audio|><|pad|><|end_of_audio|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+# Music Flamingo: Audio Flamingo 3's ChatML layout (audio items before the turn's text, each a bare
+# `<sound>`: the processor itself writes `<|sound_bos|>`/`<|sound_eos|>` around each expansion) with
+# its own default system turn, as pinned by transformers' tests/models/musicflamingo/
+# test_processing_musicflamingo.py::test_chat_template (nvidia/music-flamingo-2601-hf).
+MUSICFLAMINGO_SYSTEM = (
+    "You are Music Flamingo, a multimodal assistant for language and music. On each turn you receive an audio "
+    "clip which contains music and optional text, you will receive at least one or both; use your world "
+    "knowledge and reasoning to help the user with any task. Interpret the entirety of the content any input "
+    "music--regardlenss of whether the user calls it audio, music, or sound."
+)
+MUSICFLAMINGO_CHAT_TEMPLATE = AF3_CHAT_TEMPLATE.replace("You are a helpful assistant.", MUSICFLAMINGO_SYSTEM)
+
+# Qwen3-ASR: ChatML with a system turn always present (empty unless given: the real checkpoint takes
+# its recognition context there), each audio item as `<|audio_start|><|audio_pad|><|audio_end|>` in
+# place; as pinned by transformers' tests/models/qwen3_asr/test_processing_qwen3_asr.py::
+# test_chat_template (Qwen/Qwen3-ASR-0.6B-hf: "<|im_start|>system\n<|im_end|>\n<|im_start|>user\n
+# <|audio_start|><|audio_pad|><|audio_end|><|im_end|>\n<|im_start|>assistant\n").
+QWEN3_ASR_CHAT_TEMPLATE = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\n<|im_end|>\n{% endif %}"
+                           + _chatml_template("<|audio_start|><|audio_pad|><|audio_end|>"))
+
+# Gemma 4: its turn markers (`<|turn>ROLE\n ... <turn|>\n`, the assistant's role named `model`, bos
+# first) and each audio item as a bare `<|audio|>` in place: the processor writes `<|audio>`/
+# `<audio|>` (boa/eoa) around each expansion. Token names as transformers' Gemma 4 conversion
+# registers them (image <|image|> <|image> <image|>, audio <|audio|> <|audio> <audio|>,
+# turns <|turn> <turn|>). The real template's thinking and tool sections are left out.
+GEMMA4_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "<|turn>{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}"
+    "{% for item in message['content'] %}"
+    "{% if item['type'] == 'audio' %}<|audio|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "<turn|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|turn>model\n{% endif %}"
+)
+_GEMMA4_NAMED = {"image_token": "<|image|>", "boi_token": "<|image>", "eoi_token": "<image|>",
+                 "audio_token": "<|audio|>", "boa_token": "<|audio>", "eoa_token": "<audio|>"}
+
+
+def _build_glmasr(out: Path, seed: int, size: str) -> Path:
+    from transformers import GlmAsrConfig, GlmAsrForConditionalGeneration, GlmAsrProcessor, WhisperFeatureExtractor
+
+    specials = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>", "<|begin_of_audio|>", "<|pad|>",
+                "<|end_of_audio|>"]
+    # GLM-4 ends an assistant turn by starting the next user turn.
+    tokenizer = train_tokenizer(_VOCAB, specials, eos_token="<|user|>", named_tokens={"audio_token": "<|pad|>"})
+    tokenizer.chat_template = GLMASR_CHAT_TEMPLATE
+    processor = GlmAsrProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer,
+                                audio_token="<|pad|>", chat_template=GLMASR_CHAT_TEMPLATE)
+    config = GlmAsrConfig(
+        # The projector folds 4 encoder frames into one: intermediate_size must be 4 x hidden_size.
+        audio_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                          num_mel_bins=128, max_position_embeddings=1500),
+        text_config=dict(vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, **_LM),
+        audio_token_id=tokenizer.convert_tokens_to_ids("<|pad|>"),
+    )
+    model = _seeded(seed, lambda: GlmAsrForConditionalGeneration(config))
+    return _save(out, model, processor)
+
+
+def _build_musicflamingo(out: Path, seed: int, size: str) -> Path:
+    from transformers import (
+        MusicFlamingoConfig,
+        MusicFlamingoForConditionalGeneration,
+        MusicFlamingoProcessor,
+        WhisperFeatureExtractor,
+    )
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>", "<|sound_bos|>", "<|sound_eos|>"]
+    tokenizer = train_tokenizer(_VOCAB, specials, named_tokens={"audio_token": "<sound>"})
+    tokenizer.chat_template = MUSICFLAMINGO_CHAT_TEMPLATE
+    processor = MusicFlamingoProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tokenizer,
+                                       chat_template=MUSICFLAMINGO_CHAT_TEMPLATE)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in specials}
+    config = MusicFlamingoConfig(
+        audio_config=dict(model_type="audioflamingo3_encoder", hidden_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, intermediate_size=128, num_mel_bins=128, max_source_positions=1500),
+        text_config=dict(model_type="qwen2", vocab_size=len(tokenizer), tie_word_embeddings=False,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **_LM),
+        audio_token_id=ids["<sound>"], audio_bos_token_id=ids["<|sound_bos|>"], audio_eos_token_id=ids["<|sound_eos|>"],
+    )
+    model = _seeded(seed, lambda: MusicFlamingoForConditionalGeneration(config))
+    return _save(out, model, processor)
+
+
+def _build_qwen3_asr(out: Path, seed: int, size: str) -> Path:
+    from transformers import Qwen3ASRConfig, Qwen3ASRFeatureExtractor, Qwen3ASRForConditionalGeneration, Qwen3ASRProcessor
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_start|>", "<|audio_pad|>", "<|audio_end|>"]
+    tokenizer = train_tokenizer(_VOCAB, specials, named_tokens={
+        "audio_token": "<|audio_pad|>", "audio_bos_token": "<|audio_start|>", "audio_eos_token": "<|audio_end|>"})
+    tokenizer.chat_template = QWEN3_ASR_CHAT_TEMPLATE
+    processor = Qwen3ASRProcessor(feature_extractor=Qwen3ASRFeatureExtractor(), tokenizer=tokenizer,
+                                  chat_template=QWEN3_ASR_CHAT_TEMPLATE)
+    config = Qwen3ASRConfig(
+        audio_config=dict(d_model=64, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=128,
+                          num_mel_bins=128, output_dim=64, downsample_hidden_size=32),
+        text_config=dict(vocab_size=len(tokenizer), head_dim=16, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, **_LM),
+        audio_token_id=tokenizer.convert_tokens_to_ids("<|audio_pad|>"),
+        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    model = _seeded(seed, lambda: Qwen3ASRForConditionalGeneration(config))
+    return _save(out, model, processor)
+
+
+def _build_gemma4(out: Path, seed: int, size: str) -> Path:
+    _require("gemma4")
+    from transformers import (
+        Gemma4AudioFeatureExtractor,
+        Gemma4Config,
+        Gemma4ForConditionalGeneration,
+        Gemma4ImageProcessor,
+        Gemma4Processor,
+        Gemma4VideoProcessor,
+    )
+
+    specials = ["<pad>", "<eos>", "<bos>", "<|turn>", "<turn|>", *_GEMMA4_NAMED.values(), "<|video|>"]
+    tokenizer = train_tokenizer(_VOCAB, specials, eos_token="<turn|>", pad_token="<pad>", bos_token="<bos>",
+                                named_tokens=_GEMMA4_NAMED)
+    tokenizer.chat_template = GEMMA4_CHAT_TEMPLATE
+    processor = Gemma4Processor(feature_extractor=Gemma4AudioFeatureExtractor(), image_processor=Gemma4ImageProcessor(),
+                                video_processor=Gemma4VideoProcessor(), tokenizer=tokenizer,
+                                chat_template=GEMMA4_CHAT_TEMPLATE)
+    ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in _GEMMA4_NAMED.items()}
+    config = Gemma4Config(
+        # As the E2B/E4B checkpoints: sliding-window layers before a full-attention one, per-layer
+        # input embeddings (PLE); no vision tower (the model builds none without a vision_config).
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, global_head_dim=32,
+                         layer_types=["sliding_attention", "full_attention"], sliding_window=512,
+                         vocab_size_per_layer_input=len(tokenizer), hidden_size_per_layer_input=16,
+                         max_position_embeddings=4096, pad_token_id=tokenizer.pad_token_id,
+                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id),
+        # subsampling_conv_channels[0] must stay 128: the projection's input width is computed as
+        # channels[0] // 4 * channels[1], which is the 128 mel bins // 4 only when they are equal.
+        audio_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                          subsampling_conv_channels=[128, 8], output_proj_dims=64),
+        vision_config=None,
+        boi_token_id=ids["boi_token"], eoi_token_id=ids["eoi_token"], image_token_id=ids["image_token"],
+        video_token_id=tokenizer.convert_tokens_to_ids("<|video|>"),
+        boa_token_id=ids["boa_token"], eoa_token_index=ids["eoa_token"], audio_token_id=ids["audio_token"],
+    )
+    model = _seeded(seed, lambda: Gemma4ForConditionalGeneration(config))
+    return _save(out, model, processor)
+
+
 @dataclass(frozen=True)
 class TinyBuilder:
     """How to build one architecture's tiny checkpoint."""
@@ -500,19 +672,24 @@ class TinyBuilder:
     arch: str
     build: Callable[[Path, int, str], Path]
     sizes: tuple[str, ...] = ("tiny",)
+    label: str = ""  # the architecture's readable name (report rows); "": its model type
 
 
 BUILDERS: dict[str, TinyBuilder] = {
     b.arch: b
     for b in (
-        TinyBuilder("qwen2_audio", _build_qwen2_audio, ("tiny", "small")),
-        TinyBuilder("audioflamingo3", _build_audioflamingo3),
-        TinyBuilder("qwen2_5_omni", _build_qwen2_5_omni),
-        TinyBuilder("qwen3_omni_moe", _build_qwen3_omni_moe),
-        TinyBuilder("granite_speech", _build_granite_speech),
-        TinyBuilder("phi4_multimodal", _build_phi4_multimodal),
-        TinyBuilder("gemma3n", _build_gemma3n),
-        TinyBuilder("voxtral", _build_voxtral),
+        TinyBuilder("qwen2_audio", _build_qwen2_audio, ("tiny", "small"), label="Qwen2-Audio"),
+        TinyBuilder("audioflamingo3", _build_audioflamingo3, label="Audio Flamingo 3"),
+        TinyBuilder("qwen2_5_omni", _build_qwen2_5_omni, label="Qwen2.5-Omni"),
+        TinyBuilder("qwen3_omni_moe", _build_qwen3_omni_moe, label="Qwen3-Omni"),
+        TinyBuilder("granite_speech", _build_granite_speech, label="Granite Speech"),
+        TinyBuilder("phi4_multimodal", _build_phi4_multimodal, label="Phi-4-multimodal"),
+        TinyBuilder("gemma3n", _build_gemma3n, label="Gemma 3n"),
+        TinyBuilder("voxtral", _build_voxtral, label="Voxtral"),
+        TinyBuilder("glmasr", _build_glmasr, label="GLM-ASR"),
+        TinyBuilder("musicflamingo", _build_musicflamingo, label="Music Flamingo"),
+        TinyBuilder("qwen3_asr", _build_qwen3_asr, label="Qwen3-ASR"),
+        TinyBuilder("gemma4", _build_gemma4, label="Gemma 4"),
     )
 }
 
