@@ -102,3 +102,65 @@ def test_filter_resolves_through_lm_eval_registry():
     assert get_metric("extraction_failure") is extraction_failure
     assert get_metric_aggregation("extraction_failure")([1.0, 0.0]) == 0.5
     assert is_higher_better("extraction_failure") is False
+
+
+# Held-out-style model outputs with a lower-case "a", "b", "c" or "d": where "a" is the article
+# (or part of a word) nothing is mapped; where a letter is stated, it is. Options are chosen so
+# that no option text occurs in the sentences: only the letter rules can decide.
+OPAQUE = ["mitochondria", "ribosome", "nucleus", "vacuole"]
+ARTICLES = [
+    "The answer is a matter of debate.",
+    "I would go with a different approach.",
+    "I'd go with a careful reading of the question first.",
+    "The correct answer is a bit unclear to me.",
+    "The answer would be a guess at best.",
+    "The best choice a student can make is to review the material.",
+    "I'd say a lot depends on the context.",
+    "Answer: a question like this needs more context.",
+    "The answer is a.m. in most time zones.",
+    "The answer is a in-depth topic I cannot settle.",
+    "Going with a hunch would not be responsible here.",
+    "My final answer is a complicated one.",
+    "I choose a careful reading over guessing.",
+    "This is a hard question about cell biology.",
+    "It's a tricky one; I'm not sure.",
+    "There is a catch in the wording.",
+    "That would be a guess.",
+    "a cell organelle, probably",
+    "A lot of textbooks cover this.",
+    "I cannot answer with a single letter.",
+    "The answer is a, b, or c.",
+    "The answer is b or a.",
+    "Option b and option (a) both look plausible.",
+    "The answer is (a) or (d).",
+]
+STATED = [
+    ("a", "A"), ("a.", "A"), ("(a)", "A"), ("[a]", "A"), ("a)", "A"), ("**a**", "A"),
+    ("Answer: a", "A"), ("answer: a.", "A"), ("The answer is a.", "A"), ("The answer is (a).", "A"),
+    ("I'd say (a)", "A"), ("I'd say (a), the mitochondrion's role.", "A"), ("I would say b.", "B"),
+    ("The correct option is b", "B"), ("The correct answer is c, since it stores DNA.", "C"),
+    ("the answer is d", "D"), ("The answer is 'a'.", "A"), ("Answer: a - it makes energy", "A"),
+    ("option a is wrong", "A"), ("The answer is a because it makes ATP.", "A"),
+    ("The answer is a, since it makes ATP.", "A"), ("I'd go with a; it makes ATP.", "A"),
+    ("b) it builds proteins", "B"), ("a) it makes energy", "A"), ("c. it holds the genome", "C"),
+    ("d: it stores water", "D"), ("(c) it holds the genome", "C"), ("I think (d) fits best.", "D"),
+    ("Considering the options, choice c is right.", "C"), ("The answer is B, a cell organelle.", "B"),
+    ("The answer is C and a good one.", "C"), ("The answer is a, not b.", "A"),
+    ("La respuesta correcta es b.", "B"), ("Final answer: a", "A"),
+]
+
+
+@pytest.mark.parametrize("output", ARTICLES)
+def test_article_or_two_letters_maps_nothing(output):
+    letter, method = extract_choice(output, OPAQUE)
+    assert letter == UNMAPPED, (output, letter, method)
+
+
+@pytest.mark.parametrize("output, expected", STATED)
+def test_stated_lower_case_letters_map(output, expected):
+    letter, method = extract_choice(output, OPAQUE)
+    assert letter == expected, (output, letter, method)
+
+
+def test_article_cases_are_many():
+    assert len(ARTICLES) >= 20 and len(STATED) >= 30

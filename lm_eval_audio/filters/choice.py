@@ -54,27 +54,60 @@ _MARKERS = (
     r"|respuesta(?:\s+correcta)?(?:\s+es)?|r[ée]ponse(?:\s+correcte)?(?:\s+est)?"
     r"|antwort(?:\s+ist)?|risposta(?:\s+corretta)?(?:\s+[èe])?|resposta(?:\s+correta)?(?:\s+[ée])?"
     r"|ответ|答案(?:是|为|為)?|正确答案(?:是|为)?|正確答案(?:是|為)?|正解(?:は)?|答え(?:は)?"
-    r"|I\s+(?:choose|pick|select|would\s+choose|would\s+pick|'d\s+(?:go\s+with|choose|pick))"
+    r"|I\s+(?:choose|pick|select|would\s+(?:choose|pick|say)|'d\s+(?:go\s+with|choose|pick|say))"
     r"|(?:go|going)\s+with"
 )
 _MARKED = re.compile(
-    rf"(?:{_MARKERS})\s*(?:[:：=\-–—]|\bis\b)?\s*(?:\*\*|\"|'|“|«|「|\(|\[|（)?\s*(?:option\s+|choice\s+|letter\s+)?"
+    rf"(?:{_MARKERS})\s*(?:[:：=\-–—]|\bis\b)?\s*(?:\"|'|“|«|「|\(|\[|（)?\s*(?:option\s+|choice\s+|letter\s+)?"
     rf"({_L}){_END}",
     re.IGNORECASE,
 )
 # Hedges between two letters: "A or B", "B and D", "A/B", "C, D".
 # (Used with Pattern.match(text, pos), which anchors at pos.)
 _HEDGE = re.compile(
-    rf"\s*(?:\)|\]|\*\*)?\s*(?:or|and|/|,|&|oder|ou|o|y|et|或|和)\s*(?:option\s+|choice\s+)?\(?((?-i:[A-D])){_END}",
+    rf"\s*(?:\)|\])?\s*(?:or|and|/|,|&|oder|ou|o|y|et|或|和)\s*(?:option\s+|choice\s+)?(\(?)({_L}){_END}",
     re.IGNORECASE,
 )
 _PUNCT = " \t\r\n.,;:!?。，；：！？*_`\"'“”‘’«»「」()[]（）【】<>-–—"
 # The whole answer is a letter, maybe wrapped: "B", "(b)", "**C.**", "Option D", "[A]".
 _ALONE = re.compile(rf"^(?:option|choice|letter|answer)?\s*[(\[（【]?\s*({_L})\s*[)\]）】]?$", re.IGNORECASE)
-# The answer starts with a labelled option: "B. Paris", "C) 42", "(D) none", "A: yes".
-_LEADING = re.compile(r"^[(\[（]?\s*([A-D])\s*(?:[.)\]）:：]|\s[-–—])(?:\s|$)")
+# The answer starts with a labelled option: "B. Paris", "C) 42", "(D) none", "A: yes", "b) Rome".
+# A lower-case label needs its punctuation ("a. Paris"); "a - ..." could be prose.
+_LEADING = re.compile(r"^[(\[（]?\s*(?:([A-D])\s*(?:[.)\]）:：]|\s[-–—])|([a-d])\s*[.)\]）:：])(?:\s|$)")
 # Unambiguous letter mentions inside prose: "(C)", "option B", "choice D", "letter A".
-_MENTION = re.compile(rf"(?:[(\[（]\s*([A-D])\s*[)\]）])|(?:\b(?:option|choice|letter)\s+({_L}){_END})", re.IGNORECASE)
+_MENTION = re.compile(rf"(?:([(\[（])\s*({_L})\s*[)\]）])|(?:\b(?:option|choice|letter)\s+({_L}){_END})", re.IGNORECASE)
+
+# Words that can follow the letter "a" but never the article "a": "option a is wrong", "the
+# answer is a because ...". Anything else after a bare lower-case "a" ("a matter", "a different
+# approach", "a very good question") reads as the article.
+_NOT_AFTER_ARTICLE = frozenset((
+    "is", "was", "would", "will", "should", "seems", "looks", "sounds", "fits", "matches", "because",
+    "since", "as", "and", "or", "but", "which", "that", "though", "also", "again", "instead",
+    "isn't", "wasn't", "in", "of", "with",
+))
+_CLOSERS = ".,;:!?)]）\"'”»」。，；：！？"
+
+
+def _is_letter(text: str, start: int, end: int) -> bool:
+    """Whether the A-D character text[start:end] is the letter and not the English word "a".
+
+    Upper-case letters and "b", "c", "d" (no English word reads so, and the caller's patterns
+    already require them to stand alone) always count. A lower-case "a" counts only with
+    evidence that it is a letter: the end of the text, followed by punctuation or a closing
+    bracket or quote ("a.", "a,", "(a)", "'a'"; not "a.m."), by a spaced dash ("a - London"),
+    or by a word the article never precedes ("a is", "a because").
+    """
+    if text[start:end] != "a":
+        return True
+    rest = text[end:]
+    if not rest.strip():
+        return True
+    if rest[0] in _CLOSERS:
+        return not (rest[0] == "." and len(rest) > 1 and rest[1].isalpha())
+    if re.match(r"\s+[-–—]\s", rest):  # "Answer: a - London"
+        return True
+    word = re.match(r"\s+([A-Za-z']+)(?![-\w])", rest)  # "a in-depth ..." is the article
+    return bool(word) and word.group(1).lower() in _NOT_AFTER_ARTICLE
 
 
 def _normalise(text: str) -> str:
@@ -89,13 +122,25 @@ def _canon(text: str) -> str:
     return " ".join(text.strip(" .").split())
 
 
+def _hedged(text: str, pos: int, letter: str) -> bool:
+    """Whether a second, different letter follows position pos ("A or B", "b and (a)")."""
+    hedge = _HEDGE.match(text, pos)
+    if not hedge or hedge.group(2).upper() == letter:
+        return False
+    second = hedge.start(2)
+    # "B and a lot of ..." is not a hedge: the second "a" must read as a letter.
+    return bool(hedge.group(1)) or _is_letter(text, second, second + 1)
+
+
 def _marked(text: str) -> str | None:
     last = None
     for m in _MARKED.finditer(text):
-        hedge = _HEDGE.match(text, m.end())
-        if hedge and hedge.group(1).upper() != m.group(1).upper():
+        if not _is_letter(text, m.start(1), m.end(1)):
+            continue  # "the answer is a matter of debate", "I'd go with a different approach"
+        letter = m.group(1).upper()
+        if _hedged(text, m.end(), letter):
             return UNMAPPED  # "the answer is A or B": two letters, no answer
-        last = m.group(1).upper()
+        last = letter
     # The last explicit statement wins: models that correct themselves end with the answer.
     return last
 
@@ -140,15 +185,16 @@ def extract_choice(response: str, choices: Sequence[str] | None = None) -> tuple
         return marked, "statement"
     leading = _LEADING.match(text)
     if leading:
-        rest = text[leading.end():]
-        if not _HEDGE.match(text, leading.end() - 1) and not re.match(rf"^\s*(?:or|and|/)\s*{_L}{_END}", rest, re.I):
-            return leading.group(1), "leading"
+        letter = (leading.group(1) or leading.group(2)).upper()
+        if not _hedged(text, leading.end() - 1, letter) and not _hedged(text, leading.end(), letter):
+            return letter, "leading"
         return UNMAPPED, "ambiguous"
     if choices:
         by_text = _by_option_text(text, choices)
         if by_text:
             return by_text, "option_text"
-    mentions = {(a or b).upper() for a, b in _MENTION.findall(text)}
+    mentions = {m.group(i).upper() for m in _MENTION.finditer(text) for i in (2, 3)
+                if m.group(i) and (m.group(1) or _is_letter(text, m.start(i), m.end(i)))}
     if len(mentions) == 1:
         return mentions.pop(), "mention"
     if len(mentions) > 1:
