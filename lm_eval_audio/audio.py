@@ -72,10 +72,37 @@ def as_clip_list(audio: Any) -> list:
     return [audio]
 
 
-def clip_key(item: AudioItem) -> str:
-    """A content key for one clip, used to decode and encode each distinct clip once."""
+# resolved path -> (mtime_ns, size, sha256): a file is hashed once per version, however many
+# requests, batches or runs in this process name it.
+_DIGESTS: dict[str, tuple[int, int, str]] = {}
+
+
+def content_digest(path: str | os.PathLike, *, name: str = "audio") -> str:
+    """sha256 of a file's bytes, read once per version of the file: memoised by resolved path,
+    modification time (ns) and size, so a file rewritten in place is hashed again and a file
+    named by many requests is read once. Raises AudioError naming `name` when it is missing."""
+    p = str(Path(path).expanduser().resolve())
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise AudioError(f"{name}: audio file not found: {p}") from None
+    memo = _DIGESTS.get(p)
+    if memo is not None and memo[:2] == (st.st_mtime_ns, st.st_size):
+        return memo[2]
+    digest = file_digest(p)
+    _DIGESTS[p] = (st.st_mtime_ns, st.st_size, digest)
+    return digest
+
+
+def clip_key(item: AudioItem, *, name: str = "audio") -> str:
+    """A content key for one clip, used to decode and encode each distinct clip once.
+
+    Every form keys on what the clip holds, never on where it lies: a file path (plain or in a
+    `{"path"}` dict) keys on the file's sha256 (`content_digest`), so the same file under two
+    paths is one clip and a file rewritten in place is a new one.
+    """
     if isinstance(item, (str, os.PathLike)):
-        return "path:" + str(Path(item).expanduser().resolve())
+        return "sha256:" + content_digest(item, name=name)
     if isinstance(item, dict):
         if item.get("sha256"):
             return "sha256:" + item["sha256"]
@@ -87,8 +114,43 @@ def clip_key(item: AudioItem) -> str:
         if item.get("bytes") is not None:
             return "bytes:" + hashlib.sha1(item["bytes"]).hexdigest()
         if item.get("path"):
-            return "path:" + str(Path(item["path"]).expanduser().resolve())
-    raise AudioError(f"unsupported audio item of type {type(item).__name__}: {_describe(item)}")
+            return "sha256:" + content_digest(item["path"], name=name)
+    raise AudioError(f"{name}: unsupported audio item of type {type(item).__name__}: {_describe(item)}")
+
+
+def with_content_digest(item: AudioItem, *, name: str = "audio") -> AudioItem:
+    """The clip with its file's sha256 recorded (`{"path", "sha256", ...}`) when it is a file
+    named by path alone; any other clip unchanged.
+
+    lm-eval's request cache (`--use_cache`) keys on a request's arguments as JSON: a bare path
+    would key on the path, and a file rewritten in place would get the old file's answers.
+    """
+    if isinstance(item, (str, os.PathLike)):
+        return {"path": str(item), "sha256": content_digest(item, name=name)}
+    if isinstance(item, dict) and item.get("path") and not item.get("sha256") \
+            and item.get("array") is None and item.get("bytes") is None:
+        return {**item, "sha256": content_digest(item["path"], name=name)}
+    return item
+
+
+def record_content_digests(requests: list) -> None:
+    """Give every file clip of lm-eval requests its sha256 in the request's arguments (in place,
+    `with_content_digest`), so lm-eval's request cache keys on the audio, not on its path.
+
+    Models call it from `see_requests`, which the start-up hook runs before the cache looks the
+    requests up; the rewritten arguments are also what results are cached under.
+    """
+    for req in requests:
+        extra = req.args[2] if len(req.args) > 2 and isinstance(req.args[2], dict) else None
+        if not extra or extra.get("audio") is None:
+            continue
+        clips = as_clip_list(extra["audio"])
+        keyed = [with_content_digest(c, name=f"{req.task_name or 'request'} doc {req.doc_id}, clip {j}")
+                 for j, c in enumerate(clips)]
+        if all(k is c for k, c in zip(keyed, clips)):
+            continue
+        audio = keyed if isinstance(extra["audio"], (list, tuple)) else keyed[0]
+        req.arguments = (*req.args[:2], {**extra, "audio": audio}, *req.args[3:])
 
 
 def _describe(item: Any) -> str:

@@ -88,6 +88,49 @@ def test_clip_key_follows_content():
     assert clip_key(a) == clip_key(b) != clip_key(c)
 
 
+def test_file_clips_key_on_content_hashed_once_per_version(tmp_path, monkeypatch):
+    import os
+
+    import soundfile as sf
+
+    from lm_eval_audio import audio
+
+    reads = []
+    real = audio.file_digest
+    monkeypatch.setattr(audio, "file_digest", lambda p: reads.append(p) or real(p))
+    one, two = tmp_path / "one.wav", tmp_path / "two.wav"
+    sf.write(one, np.ones(800, np.float32) * 0.5, 16000, subtype="FLOAT")
+    sf.write(two, np.ones(800, np.float32) * 0.5, 16000, subtype="FLOAT")
+    first = clip_key(str(one))
+    assert clip_key({"path": str(one)}) == clip_key(one) == first == clip_key(str(two))  # content, not place
+    assert len(reads) == 2  # one read per file, however often it is named
+    sf.write(one, np.ones(800, np.float32) * -0.5, 16000, subtype="FLOAT")  # rewritten in place, same size
+    st = os.stat(one)
+    os.utime(one, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert clip_key(str(one)) != first and len(reads) == 3
+    with pytest.raises(AudioError, match=r"^doc 3 of t: audio file not found: .*missing\.wav$"):
+        clip_key(str(tmp_path / "missing.wav"), name="doc 3 of t")
+
+
+def test_requests_record_the_content_digest_of_file_clips(tmp_path):
+    import soundfile as sf
+    from lm_eval.api.instance import Instance
+
+    from lm_eval_audio.audio import file_digest, record_content_digests
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.ones(800, np.float32) * 0.25, 16000, subtype="FLOAT")
+    array = {"array": np.zeros(10, np.float32), "sampling_rate": 16000}
+    reqs = [Instance("generate_until", {}, ("Q", {}, {"audio": [str(wav), array]}), 0, ("t", 0, 1)),
+            Instance("generate_until", {}, ("Q", {}, {"audio": {"path": str(wav)}}), 0, ("t", 1, 1)),
+            Instance("generate_until", {}, ("Q", {}), 0, ("t", 2, 1))]
+    record_content_digests(reqs)
+    digest = file_digest(wav)
+    assert reqs[0].args[2]["audio"] == [{"path": str(wav), "sha256": digest}, array]
+    assert reqs[1].args[2]["audio"] == {"path": str(wav), "sha256": digest}
+    assert reqs[2].args == ("Q", {})
+
+
 def test_long_clip_policy():
     clip = np.zeros(16000 * 31, np.float32)
     cut, truncated = limit_length(clip, max_seconds=30, policy="truncate", name="doc 1")

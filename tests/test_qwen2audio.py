@@ -173,6 +173,33 @@ def test_request_cache_keys_on_audio_content(lm, tmp_path):
     assert lm.audio_encoder_calls == calls  # served from the cache
 
 
+@pytest.mark.parametrize("as_dict", [False, True], ids=["path", "path_dict"])
+def test_request_cache_sees_a_file_rewritten_in_place(lm, tmp_path, as_dict):
+    # A clip named by path: rewriting the file (same path, same size) must not return the old
+    # file's answer under --use_cache.
+    import os
+
+    import soundfile as sf
+
+    wav = tmp_path / "clip.wav"
+    clip = {"path": str(wav)} if as_dict else str(wav)
+    db = str(tmp_path / "cache.db")
+    sf.write(wav, _clip(2.0, 100)["array"], 16000, subtype="FLOAT")
+    old = CachingLM(lm, db).loglikelihood([_ll("Q:", " A", [clip], 0)])
+    sf.write(wav, _clip(2.0, 200)["array"], 16000, subtype="FLOAT")
+    # A real rewrite comes later than the first write; a test's two writes may share one mtime tick.
+    st = os.stat(wav)
+    os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    calls = lm.audio_encoder_calls
+    new = CachingLM(lm, db).loglikelihood([_ll("Q:", " A", [clip], 0)])
+    assert lm.audio_encoder_calls == calls + 1  # heard again, not served from the cache
+    fresh = lm.loglikelihood([_ll("Q:", " A", [_clip(2.0, 200)], 0)], disable_tqdm=True)
+    assert new[0][0] == pytest.approx(fresh[0][0], abs=1e-5) and new[0][0] != pytest.approx(old[0][0], abs=1e-5)
+    calls = lm.audio_encoder_calls
+    assert CachingLM(lm, db).loglikelihood([_ll("Q:", " A", [clip], 0)]) == new  # the new file's answer is cached
+    assert lm.audio_encoder_calls == calls
+
+
 def test_bad_adapter_path(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="adapter directory not found"):
         Qwen2AudioLM(pretrained=str(tiny_model_dir), peft=str(tmp_path / "missing"))

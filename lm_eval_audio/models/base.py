@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from lm_eval_audio.audio import record_content_digests
 from lm_eval_audio.trust.controls import DEFAULT_SEED, AudioControl
 from lm_eval_audio.trust.identity import identity_digest, scoring_args
 from lm_eval_audio.trust.rtfx import RTFxByTask
@@ -42,9 +43,11 @@ class AudioModelSupport:
 
     # -- requests ------------------------------------------------------------------------
     def see_requests(self, requests: list) -> None:
-        """Show the model a full request list before any of it is scored (the shuffle control
-        rewrites each request's audio to its donor's here; lm-eval's cache calls it before
-        looking requests up, so the cache keys on the audio the model hears)."""
+        """Show the model a full request list before any of it is scored: file clips get their
+        content digest recorded and the shuffle control rewrites each request's audio to its
+        donor's here; lm-eval's cache calls it before looking requests up, so the cache keys on
+        the content of the audio the model hears."""
+        record_content_digests(requests)
         self.control.prepare(requests)
 
     def note_truncated(self, clip_key: str) -> None:

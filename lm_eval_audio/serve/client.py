@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from lm_eval.api.instance import Instance
 
-from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio
+from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio, record_content_digests
 from lm_eval_audio.trust.identity import identity_digest
 from lm_eval_audio.trust.rtfx import RTFxByTask
 from lm_eval_audio.serve.wire import WAV_SUBTYPES
@@ -197,6 +197,12 @@ class ServedAPI:
         if task is not None and self._run_audio[1]:
             self.rtfx.add(task, self._run_audio[0], time.perf_counter() - start, self._run_audio[1])
         return results
+
+    def see_requests(self, requests: list[Instance]) -> None:
+        """lm-eval's request cache shows the model its requests here before looking them up
+        (the start-up hook): file clips get their content digest recorded in the arguments, so
+        the cache keys on the audio, not on its path."""
+        record_content_digests(requests)
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         """Generate (or transcribe) each request through the server, in lm-eval's order; a
