@@ -135,7 +135,7 @@ def test_whisper_shuffle_and_silence(real_whisper):
     assert all(d != donor for d, donor in donors.items())
     assert out == [real[donors[d]] for d in range(4)]
     # The request now carries the clip the model heard (what the cache keys on and samples log).
-    assert all(r.args[2]["audio"] == [clips[donors[d]]] for d, r in enumerate(shuffled_reqs))
+    assert all([c["path"] for c in r.args[2]["audio"]] == [clips[donors[d]]] for d, r in enumerate(shuffled_reqs))
     silence = _whisper(path, audio_control="silence")
     # Given requests a shuffle rewrote, another control restores their own clips first.
     silent = silence.generate_until(shuffled_reqs)

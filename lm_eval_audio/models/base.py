@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from lm_eval_audio.audio import record_content_digests
-from lm_eval_audio.trust.controls import DEFAULT_SEED, AudioControl
+from lm_eval_audio.trust.controls import DEFAULT_SEED, AudioControl, gather_ranks
 from lm_eval_audio.trust.identity import identity_digest, scoring_args
 from lm_eval_audio.trust.rtfx import RTFxByTask
 from lm_eval_audio.trust.verify import BatchVerification
@@ -48,7 +48,7 @@ class AudioModelSupport:
         donor's here; lm-eval's cache calls it before looking requests up, so the cache keys on
         the content of the audio the model hears."""
         record_content_digests(requests)
-        self.control.prepare(requests)
+        self.control.prepare(requests, gather_ranks() if self.control.kind == "shuffle" else None)
 
     def note_truncated(self, clip_key: str) -> None:
         """Count a clip cut by the long-clip policy (each distinct clip once per run)."""

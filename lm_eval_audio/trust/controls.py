@@ -9,7 +9,11 @@
   the task's documents with audio, sorted by doc id, are permuted by a random single cycle
   (Sattolo's algorithm, so no document keeps its own clip) drawn from
   `numpy.random.default_rng([audio_control_seed, <task-name digest>])`. Same documents and
-  seed, same mapping; everything else in the request (prompt, continuations) stays.
+  seed, same mapping; everything else in the request (prompt, continuations) stays. Under data
+  parallelism (`accelerate launch`) each process sees only its share of the documents, so the
+  processes first gather every share (`torch.distributed.all_gather_object`): the plan is made
+  over all of the task's documents, the same for any number of processes, and a donor may come
+  from another process's share.
 
 A model that scores the same on silence as on speech is not listening; on a task whose prompts
 are identical across documents, a shuffle run's per-document scores are a permutation of the
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -66,6 +70,27 @@ def _set_audio(req: Any, audio: Any) -> None:
     req.arguments = (*args[:2], {**args[2], "audio": audio}, *args[3:])
 
 
+Gather = Callable[[Any], list]  # one object from this process -> every process's, in rank order
+
+
+def gather_ranks() -> Gather | None:
+    """`torch.distributed.all_gather_object` when this process is one of several (an initialised
+    process group, as `accelerate launch` or torchrun make), else None (a single process)."""
+    try:
+        import torch.distributed as dist
+    except ImportError:  # no torch: a single process
+        return None
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return None
+
+    def gather(obj: Any) -> list:
+        out: list = [None] * dist.get_world_size()
+        dist.all_gather_object(out, obj)
+        return out
+
+    return gather
+
+
 def _task_rng(seed: int, task: str) -> np.random.Generator:
     digest = int.from_bytes(hashlib.sha256(task.encode("utf-8")).digest()[:8], "big")
     return np.random.default_rng([int(seed), digest])
@@ -82,8 +107,10 @@ class AudioControl:
         self.model = model
         self._donor: dict[tuple[str, Any], Any] = {}  # (task, doc_id) -> the donor's doc_id
         self._clips: dict[tuple[str, Any], list] = {}  # (task, doc_id) -> that document's real clips
+        # Tasks whose documents every process has already shared (see `plan`).
+        self._gathered: set[str] = set()
 
-    def prepare(self, requests: list[Any]) -> None:
+    def prepare(self, requests: list[Any], gather: Gather | None = None) -> None:
         """Make every request carry the clips this control feeds it (in place): `shuffle` plans
         (see `plan`) and gives each document its donor's clips; a request rewritten by another
         control gets its own clips back first."""
@@ -94,23 +121,42 @@ class AudioControl:
                 delattr(req, _MARK)
         if self.kind != "shuffle":
             return
-        self.plan(requests)
+        self.plan(requests, gather)
         for req in requests:
             clips = _clips_of(req)
             if getattr(req, _MARK, None) is None and clips:
                 setattr(req, _MARK, (self, req.args[2]["audio"]))
                 _set_audio(req, self.clips_for(req.task_name, req.doc_id, clips))
 
-    def plan(self, requests: Iterable[Any]) -> None:
-        """For `shuffle`: fix each document's donor, per task, over the documents of `requests`
-        that carry audio (lm-eval Instances). Tasks already planned keep their mapping."""
+    def plan(self, requests: Iterable[Any], gather: Gather | None = None) -> None:
+        """For `shuffle`: fix each document's donor, per task, over the task's documents that
+        carry audio (lm-eval Instances). Tasks already planned keep their mapping.
+
+        `gather` (see `gather_ranks`) joins the shares of several processes, so that the plan
+        covers all of a task's documents whatever the number of processes. It is called, on
+        every process at once, exactly when `requests` hold a task no gather has covered yet:
+        lm-eval hands each request type to every process together, each with at least one of its
+        requests, and a task has one request type, so every process meets its new tasks in the
+        same call. Later calls (the requests the cache left over) find their tasks covered and
+        gather nothing, so a process whose requests were all cached cannot leave another waiting.
+        """
         if self.kind != "shuffle":
             return
+        requests = list(requests)
         docs: dict[str, dict[Any, list]] = {}
         for req in requests:
             clips = _clips_of(req, original=True)
             if clips:
                 docs.setdefault(req.task_name, {}).setdefault(req.doc_id, clips)
+        new_tasks = {req.task_name for req in requests} - self._gathered
+        if gather is not None and new_tasks:
+            shares = gather((sorted(new_tasks), {t: {d: c for d, c in ds.items() if (t, d) not in self._donor}
+                                                 for t, ds in docs.items()}))
+            for tasks, share in shares:
+                self._gathered.update(tasks)
+                for task, clips_of in share.items():
+                    for doc, clips in clips_of.items():
+                        docs.setdefault(task, {}).setdefault(doc, clips)
         for task, clips_of in docs.items():
             if all((task, d) in self._donor for d in clips_of):
                 continue
