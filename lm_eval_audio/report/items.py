@@ -6,10 +6,13 @@ task names the document field that identifies an item in its metadata: `item_key
 (MMLU questions, "anatomy/12"), `id` (LibriSpeech utterances), `clip_id` (timbre clips). Two
 runs are paired on that field, so a spoken task whose documents come in another order than its
 text twin still pairs question with question. Where the documents lack the field (or the task
-names none), pairing falls back to doc_id and the comparison says so; then documents whose
-content hash (`doc_hash`) differs are left out and counted, never paired. A spoken twin
-(`lm-eval-audio speak`) holds its original's documents: the two pair by the original's task and
-doc_id, which is then the items' identity, and a document that differs is left out the same way.
+names none, or the two tasks name different ones) there is no item identity across two tasks:
+their items are not paired at all, and the comparison says why (a doc_id is a position, and
+equal targets, which for MMLU letters agree one time in four by chance, prove nothing). Two runs
+of one task, and a spoken twin (`lm-eval-audio speak`) and its original, hold the same
+documents: without an item key they pair by doc_id (the twin's: its original's) where both
+lines carry the same document content hash (`doc_hash`), which is then the identity; a document
+whose hash differs or is missing is left out and counted, never paired.
 """
 
 from __future__ import annotations
@@ -155,30 +158,38 @@ class Pairing:
     mismatched: list[str]  # same id, different target (or, keyed by doc_id, different document)
     note: str | None = None  # set when the pairing fell back to doc_id
     doc_differs: list[str] = field(default_factory=list)  # same task and item id, other document: paired, reported
+    no_identity: str | None = None  # why the two runs' items cannot be paired at all (then `common` is empty)
 
 
 def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, Items, Pairing]:
-    """Load and pair the items of two task results (filters `fa`, `fb`).
+    """Load and pair the items of two task results (filters `fa`, `fb`), by item identity only.
 
-    Both tasks must name the same item_key; if either names none, or any document lacks the
-    field, both sides are keyed by doc_id and the pairing carries a note saying why. A spoken
-    twin and its original that name none pair by the original's document id, which is their
-    identity (no note); a document whose content differs between the two is left out.
+    Both tasks must name the same item_key and every document must hold it. Otherwise two runs
+    of one task, or a spoken twin and its original, pair by doc_id where both documents carry the
+    same content hash (a note says so, except for a twin, whose identity that is); any other two
+    tasks are not paired (`Pairing.no_identity` says why, `common` is empty).
     """
     ka, kb = item_key_of(a), item_key_of(b)
     key = ka if ka == kb else None
     original = twin_original(a, b)
     ia, ib = load_items(a, fa, key), load_items(b, fb, key)
-    note = None
-    label = None
     if ka != kb:
-        note = (f"paired by doc_id: {a.task} names item_key {ka!r} and {b.task} names {kb!r}")
-    elif original is not None and key is None:
-        label = f"doc_id of {original}"  # the twin's identity: its original's task and document id
+        reason = f"{a.task} names item_key {ka!r} and {b.task} names {kb!r}"
     elif ia.key == DOC_ID or ib.key == DOC_ID:
         reason = ia.fallback_reason or ib.fallback_reason
+    else:
+        reason = None
+    note = label = None
+    if reason is not None:
         ia, ib = load_items(a, fa, None), load_items(b, fb, None)
-        note = f"paired by doc_id ({reason})"
+        if a.task != b.task and original is None:
+            why = (f"not paired: {reason}; the items of two tasks pair only by an item identity both "
+                   "declare (metadata item_key), never by document position (doc_id)")
+            return ia, ib, Pairing(DOC_ID, [], list(ia.by_key), list(ib.by_key), [], no_identity=why)
+        if original is not None and key is None:
+            label = f"doc_id of {original}"  # the twin's identity: its original's task and document id
+        else:
+            note = f"paired by doc_id where the document content (doc_hash) is the same ({reason})"
     by_doc_id = ia.key == DOC_ID
     same_docs = a.task == b.task or original is not None  # documents that must be equal under one id
     # Targets are comparable only between tasks that state them the same way (MC: index, gen: text).
@@ -191,8 +202,9 @@ def pair_items(a: TaskResult, fa: str, b: TaskResult, fb: str) -> tuple[Items, I
         other_doc = same_docs and ra.doc_hash and rb.doc_hash and ra.doc_hash != rb.doc_hash
         if same_format and ra.target.strip() != rb.target.strip():
             mismatched.append(item)
-        elif by_doc_id and other_doc:
-            mismatched.append(item)  # no identity to go by: a different document is a different item
+        elif by_doc_id and not (ra.doc_hash and ra.doc_hash == rb.doc_hash):
+            # No identity to go by but the content: a different (or unhashed) document is not the same item.
+            mismatched.append(item)
         else:
             common.append(item)
             if other_doc:

@@ -57,8 +57,8 @@ class Comparison:
     n_only_a: int = 0
     n_only_b: int = 0
     n_mismatched: int = 0
-    pairing_note: str | None = None  # set when pairing fell back to doc_id
-    problem: str | None = None  # why stats is None
+    pairing_note: str | None = None  # set when one task's items paired by doc_id and content hash
+    problem: str | None = None  # why stats is None (two tasks without a shared item identity: not paired)
     mismatched_ids: list[str] = field(default_factory=list)
     doc_differs_ids: list[str] = field(default_factory=list)  # paired by identity, documents differ
 
@@ -109,6 +109,9 @@ def compare_cells(kind: str, model: str, a: Cell, b: Cell, ma: str, fa: str, mb:
     comp.n_only_a, comp.n_only_b = len(pairing.only_a), len(pairing.only_b)
     comp.n_mismatched, comp.mismatched_ids = len(pairing.mismatched), pairing.mismatched
     comp.doc_differs_ids = pairing.doc_differs
+    if pairing.no_identity:
+        comp.problem = pairing.no_identity
+        return comp
     if not pairing.common:
         comp.problem = (f"no item is scored in both runs ({len(ia.by_key)} vs {len(ib.by_key)} items by "
                         f"{pairing.key}, {comp.n_mismatched} with the same id but a different target or document)")

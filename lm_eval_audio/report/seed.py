@@ -102,6 +102,8 @@ def agreement(comp: Comparison) -> Agreement:
         ia, ib, pairing = pair_items(comp.a.result, comp.filter_a, comp.b.result, comp.filter_b)
     except ResultsError as e:
         return Agreement(comp, 0, 0, 0, 0, 0, problem=str(e))
+    if pairing.no_identity:
+        return Agreement(comp, 0, 0, 0, 0, 0, problem=pairing.no_identity)
     items = []
     for k in pairing.common:
         ra, rb = ia.by_key[k], ib.by_key[k]
