@@ -217,7 +217,10 @@ def decode_audio(item: AudioItem, *, name: str = "audio", sampling_rate: int = S
             raise AudioError(f"{name}: audio array has no valid sampling_rate (got {sr!r})")
         data, sr = np.asarray(item["array"]), int(sr)
         if data.dtype.kind in "iu":  # integer PCM -> [-1, 1)
-            data = data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+            info = np.iinfo(data.dtype)
+            # Unsigned PCM (8-bit WAV's form) is centred on half its range: remove that offset.
+            centre = (info.max + 1) // 2 if data.dtype.kind == "u" else 0
+            data = (data.astype(np.float64) - centre) / float(info.max - centre + 1)
     elif item.get("bytes") is not None:
         data, sr = _read_file(io.BytesIO(item["bytes"]), name)
     elif item.get("path"):

@@ -131,6 +131,22 @@ def test_requests_record_the_content_digest_of_file_clips(tmp_path):
     assert reqs[2].args == ("Q", {})
 
 
+def test_unsigned_8_bit_pcm_is_centred_as_libsndfile_reads_it(tmp_path):
+    # 8-bit WAV samples are unsigned, centred on 128: a sine must decode around 0, as the same
+    # samples in an 8-bit WAV file read through libsndfile do.
+    t = np.arange(1600) / 16000
+    u8 = np.round(128 + 100 * np.sin(2 * np.pi * 440 * t)).astype(np.uint8)
+    got = decode_audio({"array": u8, "sampling_rate": 16000})
+    assert abs(float(got.mean())) < 1e-3
+    wav = tmp_path / "u8.wav"
+    with sf.SoundFile(wav, "w", 16000, 1, subtype="PCM_U8") as f:
+        f.write(((u8.astype(np.int16) - 128) * 256).astype(np.int16))  # soundfile writes int16 into 8 bits
+    assert sf.info(wav).subtype == "PCM_U8"
+    np.testing.assert_array_equal(got, decode_audio(str(wav)))
+    signed = (u8.astype(np.int16) - 128).astype(np.int8)  # the same samples as signed 8-bit PCM
+    np.testing.assert_array_equal(got, decode_audio({"array": signed, "sampling_rate": 16000}))
+
+
 def test_long_clip_policy():
     clip = np.zeros(16000 * 31, np.float32)
     cut, truncated = limit_length(clip, max_seconds=30, policy="truncate", name="doc 1")

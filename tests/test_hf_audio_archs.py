@@ -143,3 +143,13 @@ def test_chat_template_renders_the_clip_as_the_processor_does(arch, lms):
         logits = lm.core(**full).logits[0, -n - 1: -1].float()
     expected = torch.log_softmax(logits, -1).gather(-1, full["input_ids"][0, -n:, None]).sum().item()
     assert chat[0] == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_bad_clip_limit_is_a_clear_error_where_the_model_has_none(arch_checkpoint, bad):
+    # qwen3_asr's processor keeps clips of any length (no limit to name in the message).
+    assert MAX_SECONDS["qwen3_asr"] is None
+    if "qwen3_asr" not in RUNNABLE:
+        pytest.skip("qwen3_asr does not run here")
+    with pytest.raises(ValueError, match=rf"^hf-audio: max_audio_seconds must be a positive number of seconds, got {bad}$"):
+        HFAudioLM(pretrained=str(arch_checkpoint("qwen3_asr")), max_audio_seconds=bad)

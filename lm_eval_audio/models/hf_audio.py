@@ -104,7 +104,8 @@ class HFAudioLM(AudioModelSupport, HFLM):
             self.max_audio_seconds = float(max_audio_seconds)
             if not 0 < self.max_audio_seconds <= (limit or float("inf")):
                 raise ValueError(f"{name}: max_audio_seconds must be in (0, {limit:g}]: the model's feature "
-                                 f"extractor keeps at most {limit:g} s")
+                                 f"extractor keeps at most {limit:g} s" if limit else
+                                 f"{name}: max_audio_seconds must be a positive number of seconds, got {max_audio_seconds!r}")
         self.long_audio = long_audio
         self.kv_reuse = archs_support.kv_reuse(self.model_type) if kv_reuse is None else _as_bool(kv_reuse)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eot_token_id
