@@ -238,9 +238,9 @@ def test_seed_judge_replays_a_recorded_reply_cache_without_network(fake, tmp_pat
     assert recorded == ["B", "C", UNMAPPED, UNMAPPED]
     sent = len([r for r in fake.requests if r["path"].endswith("/chat/completions")])
     assert sent == 3
-    # No network now: no server, no key. The same answers come back from the recorded cache.
+    # No network now: the endpoint's server is gone, and there is no key. The same answers come
+    # back from the cache recorded for that endpoint.
     fake.server.shutdown()
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.delenv("OPENAI_API_KEY")
     monkeypatch.chdir(tmp_path)  # no .env with a key either
     replay = ChoiceFilter(judge_protocol="seed").apply(answers, [doc] * 4)
@@ -267,3 +267,47 @@ def test_seed_speech_is_requested_as_mp3_and_cached_as_such(fake, tmp_path):
         TTSConfig(backend="openai", audio_format="ogg")
     with pytest.raises(ValueError, match="espeak backend takes no audio format"):
         TTSConfig(backend="espeak", audio_format="mp3")
+
+
+def test_judge_verdicts_are_cached_per_endpoint(fake, tmp_path, monkeypatch):
+    # Two endpoints serving one model name: the second must be asked, not handed the first's verdict.
+    from lm_eval_audio.filters.judge import judge_settings
+
+    monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
+    doc = {"question": "Capital of France?", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
+    answer = [["The city of lights, of course"]]
+    fake.judge_reply = "B"
+    assert ChoiceFilter().apply(answer, [doc]) == [["B"]]
+    other = FakeOpenAI()
+    try:
+        other.judge_reply = "C"
+        monkeypatch.setenv("OPENAI_BASE_URL", other.url)
+        assert ChoiceFilter().apply(answer, [doc]) == [["C"]]
+        assert len(other.requests) == 1
+        assert judge_settings()["judge_endpoint"] == other.url
+    finally:
+        other.server.shutdown()
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.url)
+    assert ChoiceFilter().apply(answer, [doc]) == [["B"]]  # the first endpoint's verdict, from the cache
+    assert len([r for r in fake.requests if r["path"].endswith("/chat/completions")]) == 1
+
+
+def test_a_key_in_the_judge_base_url_reaches_neither_results_nor_cache(fake, tmp_path, monkeypatch):
+    from lm_eval_audio.filters.judge import judge_settings
+
+    monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LM_EVAL_AUDIO_JUDGE", "gpt-4o-mini")
+    host = fake.url.split("://")[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://user:URLSECRET1@{host}")
+    doc = {"question": "Capital of France?", "choices": ["London", "Paris", "Rome", "Berlin"], "mmlu_id": "geo/1"}
+    fake.judge_reply = "B"
+    assert ChoiceFilter().apply([["The city of lights"]], [doc]) == [["B"]]
+    settings = json.dumps(judge_settings())
+    assert "URLSECRET" not in settings and f'"http://[redacted]@{host}"' in settings
+    records = list((tmp_path / "cache" / "judge").rglob("*.json"))
+    assert len(records) == 1 and "URLSECRET" not in records[0].read_text()
+    # Another key on the same endpoint: the same verdicts (the identity is the endpoint, not the key).
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://user:OTHERKEY@{host}")
+    assert ChoiceFilter().apply([["The city of lights"]], [doc]) == [["B"]]
+    assert len([r for r in fake.requests if r["path"].endswith("/chat/completions")]) == 1

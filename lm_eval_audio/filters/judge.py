@@ -10,7 +10,9 @@ temperature, no max_tokens), and the reply kept only when it is exactly one lett
 " C" stay unmapped, as the seed's `isin` check left them).
 The share of answers it decided is reported as the `judge_rate` metric, so its use is visible
 in every result file.
-Verdicts are cached on disk by (model, prompt version, question, answer): a rerun asks nothing.
+Verdicts are cached on disk by (endpoint, model, prompt version, question, answer): a rerun asks
+nothing, and two endpoints serving one model name never share a verdict. The endpoint enters the
+key, the results and the cache record without any credential its URL carries (`redact_url`).
 The openai SDK retries with backoff on 429/5xx; the key and `OPENAI_BASE_URL` come from the
 environment or a `.env` (`openai_client.py`, shared with speech synthesis) and the key never
 appears in messages.
@@ -60,6 +62,18 @@ class JudgeConfig:
     timeout: float = 60.0
 
 
+# The openai SDK's endpoint when OPENAI_BASE_URL is unset.
+DEFAULT_ENDPOINT = "https://api.openai.com/v1"
+
+
+def judge_endpoint() -> str:
+    """The endpoint the judge asks (`OPENAI_BASE_URL` from the environment or `.env`, else the
+    SDK's default), without the credentials its URL may carry."""
+    from lm_eval_audio.openai_client import find_base_url, redact_url
+
+    return redact_url(find_base_url() or DEFAULT_ENDPOINT).rstrip("/")
+
+
 def judge_settings() -> dict[str, str | int | None]:
     """The judge that `choice_letter` filters use unless their task sets `judge:` (that setting
     is in the task's config), for the results file. How often it decided is each task's
@@ -67,7 +81,8 @@ def judge_settings() -> dict[str, str | int | None]:
     value = os.environ.get(ENV_JUDGE, "").strip()
     model = None if value.lower() in _OFF else value
     requests = {p: settings or "API defaults (no temperature, no max_tokens)" for p, settings in REQUEST_SETTINGS.items()}
-    return {"judge_model": model, "judge_prompt_version": PROMPT_VERSION if model else None,
+    return {"judge_model": model, "judge_endpoint": judge_endpoint() if model else None,
+            "judge_prompt_version": PROMPT_VERSION if model else None,
             "judge_request_settings": requests if model else None}
 
 
@@ -125,22 +140,30 @@ class Judge:
         self.config = config or JudgeConfig()
         self._client = None
         self._key = ""
+        self._endpoint: str | None = None
 
     @property
     def sees_every_answer(self) -> bool:
         """Whether the judge reads every answer (the seed's cleaning) or only unmapped ones."""
         return self.config.protocol == "seed"
 
+    @property
+    def endpoint(self) -> str:
+        """Where the verdicts come from (`judge_endpoint`), read once per judge."""
+        if self._endpoint is None:
+            self._endpoint = judge_endpoint()
+        return self._endpoint
+
     def _cache_path(self, messages: list[dict]) -> Path:
         digest = hashlib.sha256(
-            json.dumps([self.config.model, PROMPT_VERSION, messages]).encode("utf-8")
+            json.dumps([self.endpoint, self.config.model, PROMPT_VERSION, messages]).encode("utf-8")
         ).hexdigest()
         return Path(self.config.cache_dir) / digest[:2] / f"{digest}.json"
 
     def _ask(self, messages: list[dict], name: str) -> str:
         import openai
 
-        from lm_eval_audio.openai_client import make_client, redact
+        from lm_eval_audio.openai_client import find_base_url, make_client, redact, url_secrets
 
         if self._client is None:
             self._client, self._key = make_client(max_retries=self.config.max_retries, timeout=self.config.timeout)
@@ -153,7 +176,7 @@ class Judge:
         except openai.OpenAIError as e:
             status = getattr(e, "status_code", None)
             raise JudgeError(f"judge {self.config.model} failed{f' (HTTP {status})' if status else ''} "
-                             f"on {name}: {redact(str(e), self._key)}") from None
+                             f"on {name}: {redact(str(e), self._key, *url_secrets(find_base_url()))}") from None
         return completion.choices[0].message.content or ""
 
     def decide(self, doc: dict, answer: str) -> str | None:
@@ -165,8 +188,8 @@ class Judge:
         else:
             name = f"MMLU item {doc.get('mmlu_id', '?')}"
             reply = self._ask(messages, name)
-            record = {"model": self.config.model, "prompt_version": PROMPT_VERSION, "messages": messages,
-                      "reply": reply}
+            record = {"endpoint": self.endpoint, "model": self.config.model, "prompt_version": PROMPT_VERSION,
+                      "messages": messages, "reply": reply}
             atomic_write_bytes(path, json.dumps(record, ensure_ascii=False).encode("utf-8"))
         if self.sees_every_answer:  # the seed's `isin(["A", "B", "C", "D"])` on the raw reply
             return reply if reply in LETTERS else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from lm_eval_audio.openai_client import make_client, redact
+from lm_eval_audio.openai_client import make_client, redact, redact_url, url_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +29,9 @@ class OpenAISpeech:
 
     @property
     def base_url(self) -> str:
-        """The endpoint actually used (OPENAI_BASE_URL or the SDK's default)."""
-        return str(self._client.base_url)
+        """The endpoint actually used (OPENAI_BASE_URL or the SDK's default), without the
+        credentials its URL may carry."""
+        return redact_url(str(self._client.base_url))
 
     def synthesize(self, text: str) -> bytes:
         """The clip's bytes (`audio_format`: flac or mp3) of `text` spoken; raises OpenAITTSError
@@ -45,7 +46,7 @@ class OpenAISpeech:
             return response.read()
         except openai.OpenAIError as e:
             status = getattr(e, "status_code", None)
-            detail = redact(str(e), self._key)
+            detail = redact(str(e), self._key, *url_secrets(str(self._client.base_url)))
             raise OpenAITTSError(
                 f"speech endpoint failed{f' (HTTP {status})' if status else ''} for text "
                 f"{text[:60]!r}: {detail}"
