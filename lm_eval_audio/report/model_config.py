@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePath
 from typing import Any
 
+from lm_eval_audio.openai_client import redact_url
 from lm_eval_audio.report.protocol import Protocol
 
 # model_args that change how a run executes but not what it computes.
@@ -59,7 +60,9 @@ class ModelConfig:
         mode = args.pop("mode", None)
         control = args.pop(CONTROL_ARG, None)
         control = None if control is None or str(control).lower() in NO_CONTROL else str(control)
-        other = tuple(sorted((k, str(v)) for k, v in args.items() if k not in EXECUTION_ONLY_ARGS))
+        # A key an endpoint URL carries (results written before it was redacted) is not shown.
+        other = tuple(sorted((k, redact_url(str(v)) if k == "base_url" else str(v))
+                             for k, v in args.items() if k not in EXECUTION_ONLY_ARGS))
         return cls(model=str(model), checkpoint=checkpoint, adapter=adapter,
                    mode=None if mode is None else str(mode), other_args=other, control=control,
                    protocol=protocol or Protocol())

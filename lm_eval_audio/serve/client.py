@@ -38,7 +38,7 @@ from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audi
 from lm_eval_audio.trust.identity import identity_digest
 from lm_eval_audio.trust.rtfx import RTFxByTask
 from lm_eval_audio.serve.wire import WAV_SUBTYPES
-from lm_eval_audio.openai_client import KEY_ENV, find_api_key, redact
+from lm_eval_audio.openai_client import KEY_ENV, find_api_key, redact, redact_url, url_secrets
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,10 @@ class ServedAPI:
         # The server tokenizes: requests go as messages or uploads, never as token ids.
         kwargs.pop("tokenizer_backend", None)
         kwargs.pop("tokenized_requests", None)
+        # Credentials a URL may carry (`https://user:KEY@host`, `?api-key=...`) never leave it: results,
+        # cache identity and messages show `shown_url`.
+        self._given_base_url = base_url
+        self.shown_url = redact_url(endpoint_url(base_url, self.endpoint_path, self.model_name))
         super().__init__(base_url=endpoint_url(base_url, self.endpoint_path, self.model_name),
                          tokenizer_backend=None, tokenized_requests=False, **kwargs)
         if not self.model:
@@ -126,7 +130,33 @@ class ServedAPI:
         return headers
 
     def _redact(self, text: str) -> str:
-        return redact(text, self.api_key)
+        return redact(text, self.api_key, *url_secrets(self.base_url))
+
+    # -- lm-eval's record of the model args --------------------------------------------------
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None):
+        """lm-eval's constructor from `--model_args`, remembering the string: lm-eval writes it to
+        the results verbatim, and `get_model_info` replaces it there when its URL holds a key."""
+        lm = super().create_from_arg_string(arg_string, additional_config)
+        lm._model_args = arg_string
+        return lm
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None):
+        """As `create_from_arg_string`, for model args given as a mapping."""
+        lm = super().create_from_arg_obj(arg_dict, additional_config)
+        lm._model_args = dict(arg_dict)
+        return lm
+
+    def _redacted_model_args(self) -> str | dict | None:
+        """The model args lm-eval records, with the URL's credentials redacted; None when the
+        URL holds none (lm-eval's record stands) or the args are unknown."""
+        given, args = self._given_base_url, getattr(self, "_model_args", None)
+        if args is None or not url_secrets(given):
+            return None
+        if isinstance(args, str):
+            return args.replace(given, redact_url(given))
+        return {k: redact_url(v) if k == "base_url" else v for k, v in args.items()}
 
     # -- bookkeeping -------------------------------------------------------------------------
     @staticmethod
@@ -187,7 +217,7 @@ class ServedAPI:
         except ServeError as e:
             raise ServeError(
                 e.name,
-                f"request to {self.base_url} failed after {self.max_retries} attempt(s): {e.reason} "
+                f"request to {self.shown_url} failed after {self.max_retries} attempt(s): {e.reason} "
                 f"(nothing was recorded for it; raise max_retries or timeout, or check the server)",
             ) from None
         finally:
@@ -232,7 +262,7 @@ class ServedAPI:
     def identity_fields(self) -> dict[str, Any]:
         """What can change an answer: the endpoint, the served model and how requests are made
         (not num_concurrent, max_retries or timeout, which change only when answers arrive)."""
-        return {"base_url": self.base_url, "model": self.model, "wav_subtype": self.wav_subtype,
+        return {"base_url": self.shown_url, "model": self.model, "wav_subtype": self.wav_subtype,
                 "seed": self._seed, "max_gen_toks": self._max_gen_toks}
 
     def cache_identity(self) -> str:
@@ -282,7 +312,7 @@ class ServedAPI:
         except requests.Timeout:
             raise ServeError(name, f"no answer within timeout={self.timeout} s") from None
         except requests.RequestException as e:
-            raise ServeError(name, f"cannot reach {self.base_url}: {type(e).__name__}: {self._redact(str(e))}") from None
+            raise ServeError(name, f"cannot reach {self.shown_url}: {type(e).__name__}: {self._redact(str(e))}") from None
         if response.status_code >= 400:
             reason = self._failure(response.status_code, response.text)
             logger.warning("%s: attempt failed: %s", name, reason)
@@ -307,7 +337,7 @@ class ServedAPI:
             except asyncio.TimeoutError:
                 raise ServeError(name, f"no answer within timeout={self.timeout} s") from None
             except aiohttp.ClientError as e:
-                raise ServeError(name, f"cannot reach {self.base_url}: {type(e).__name__}: {self._redact(str(e))}") from None
+                raise ServeError(name, f"cannot reach {self.shown_url}: {type(e).__name__}: {self._redact(str(e))}") from None
         if status >= 400:
             reason = self._failure(status, text)
             logger.warning("%s: attempt failed: %s", name, reason)
@@ -330,5 +360,9 @@ class ServedAPI:
     def get_model_info(self) -> dict:
         """Endpoint, model, cache identity and RTFx (audio seconds per wall-clock second, all
         requests in flight; per task under `rtfx_per_task`)."""
-        return {"base_url": self.base_url, "model": self.model, "num_concurrent": self._concurrent,
+        info = {"base_url": self.shown_url, "model": self.model, "num_concurrent": self._concurrent,
                 "model_identity": self.cache_identity(), "rtfx_clock": "wall", **self.rtfx.as_dict()}
+        redacted = self._redacted_model_args()
+        if redacted is not None:  # lm-eval merges this into the results' config over its own record
+            info["model_args"] = redacted
+        return info
