@@ -50,3 +50,19 @@ def test_a_plain_base_url_leaves_lm_evals_record_alone():
     lm = AudioChatCompletions.create_from_arg_string("model=m,base_url=http://127.0.0.1:8000/v1", {"batch_size": 1})
     info = lm.get_model_info()
     assert "model_args" not in info and info["base_url"] == "http://127.0.0.1:8000/v1/chat/completions"
+
+
+def test_served_models_key_file_clips_on_content_before_the_cache_looks(tmp_path):
+    # The start-up hook calls see_requests before lm-eval's cache hashes the arguments.
+    import numpy as np
+    import soundfile as sf
+    from lm_eval.api.instance import Instance
+
+    from lm_eval_audio.audio import file_digest
+
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.full(800, 0.25, np.float32), 16000, subtype="FLOAT")
+    lm = AudioChatCompletions.create_from_arg_string("model=m,base_url=http://127.0.0.1:8000/v1", {"batch_size": 1})
+    req = Instance("generate_until", {}, ("Q", {"until": []}, {"audio": [str(wav)]}), 0, ("t", 0, 1))
+    lm.see_requests([req])
+    assert req.args[2]["audio"] == [{"path": str(wav), "sha256": file_digest(wav)}]
