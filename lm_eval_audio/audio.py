@@ -145,7 +145,7 @@ def record_content_digests(requests: list) -> None:
         if not extra or extra.get("audio") is None:
             continue
         clips = as_clip_list(extra["audio"])
-        keyed = [with_content_digest(c, name=f"{req.task_name or 'request'} doc {req.doc_id}, clip {j}")
+        keyed = [with_content_digest(c, name=f"doc {req.doc_id} of {req.task_name or 'request'}, clip {j}")
                  for j, c in enumerate(clips)]
         if all(k is c for k, c in zip(keyed, clips)):
             continue

@@ -229,3 +229,12 @@ def test_peft_adapter_is_applied(tiny_model_dir, tmp_path):
     AutoProcessor.from_pretrained(tiny_model_dir).save_pretrained(merged_dir)
     via_merge = mod.Qwen2AudioLM(pretrained=str(merged_dir)).loglikelihood(requests, disable_tqdm=True)
     np.testing.assert_allclose([r[0] for r in adapted], [r[0] for r in via_merge], atol=1e-4)
+
+
+def test_text_mode_needs_no_audio_file(tiny_model_dir, tmp_path):
+    # mode=text hears no clip: a clip file that is gone changes nothing (nothing hashes it).
+    text_lm = Qwen2AudioLM(pretrained=str(tiny_model_dir), mode="text")
+    gone = str(tmp_path / "gone.wav")
+    context = "Which letter? Answer:"
+    assert text_lm.loglikelihood([_ll(context, " A", [gone])], disable_tqdm=True) == \
+        text_lm.loglikelihood([_ll(context, " A")], disable_tqdm=True)

@@ -47,7 +47,8 @@ class AudioModelSupport:
         content digest recorded and the shuffle control rewrites each request's audio to its
         donor's here; lm-eval's cache calls it before looking requests up, so the cache keys on
         the content of the audio the model hears."""
-        record_content_digests(requests)
+        if getattr(self, "mode", None) != "text":  # mode=text hears no clip: its files need not exist
+            record_content_digests(requests)
         self.control.prepare(requests, gather_ranks() if self.control.kind == "shuffle" else None)
 
     def note_truncated(self, clip_key: str) -> None:
