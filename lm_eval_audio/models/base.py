@@ -7,7 +7,7 @@ audio model added later). It owns:
 - `verify_batch=N` (`verify.py`);
 - RTFx per task over generation batches that carry audio (`rtfx.py`);
 - the count of clips cut by the long-clip policy, over the whole run;
-- the model's identity for lm-eval's request cache (`identity.py`);
+- the model's identity, and the request cache's table for it (`identity.py`);
 - the protocol fields of the results file (`protocol_info`): control, verification, RTFx,
   truncation, identity, the WER normaliser and its version, and the default judge.
 """
@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from lm_eval_audio.trust.controls import DEFAULT_SEED, AudioControl
-from lm_eval_audio.trust.identity import identity_digest, scoring_args
+from lm_eval_audio.trust.identity import identity_digest, scope_request_cache, scoring_args
 from lm_eval_audio.trust.rtfx import RTFxByTask
 from lm_eval_audio.trust.verify import BatchVerification
 
@@ -72,6 +72,13 @@ class AudioModelSupport:
         if getattr(self, "_identity", None) is None:
             self.freeze_identity()
         return self._identity
+
+    def set_cache_hook(self, cache_hook) -> None:
+        """lm-eval's `CachingLM` hands its hook here: the request cache moves onto this
+        identity's own table (`scope_request_cache`), so runs that differ in any scoring
+        argument never share an answer."""
+        super().set_cache_hook(cache_hook)
+        scope_request_cache(cache_hook, self.cache_identity())
 
     # -- results file --------------------------------------------------------------------
     def protocol_info(self) -> dict[str, Any]:
