@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -45,34 +46,47 @@ def base_site_packages() -> list[str]:
     return sorted({paths["purelib"], paths["platlib"]})
 
 
-def make_env(root: Path, with_plugin: bool) -> Path:
-    """A venv at `root` seeing the base site-packages as plain folders; with the plugin's two `.pth`
-    files (an editable install's) when `with_plugin`. Returns its python."""
+def make_env(root: Path, plugin: Path | None) -> Path:
+    """A venv at `root` seeing the base site-packages as plain folders; with the two `.pth` files
+    of an editable install of the checkout `plugin`, if given. Returns its python."""
     subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", "--clear", str(root)], check=True)
     python = root / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
     (site / "zz_base_site_packages.pth").write_text("".join(f"{p}\n" for p in base_site_packages()))
-    if with_plugin:
-        (site / "_editable_impl_lm_eval_audio.pth").write_text(f"{REPO}\n")
-        (site / "lm_eval_audio.pth").write_text((REPO / "lm_eval_audio.pth").read_text())
+    if plugin is not None:
+        (site / "_editable_impl_lm_eval_audio.pth").write_text(f"{plugin}\n")
+        (site / "lm_eval_audio.pth").write_text((plugin / "lm_eval_audio.pth").read_text())
     return python
 
 
-def startup(python: Path, runs: int) -> dict:
-    """Median wall time of `python -c pass` over `runs` starts, and the modules a start imports."""
+def startup(pythons: dict[str, Path], runs: int) -> dict[str, dict]:
+    """Per environment: median and minimum wall time and CPU time (user + system, which a busy
+    machine disturbs less) of `python -c pass` over `runs` starts (the environments take turns,
+    so a change in the machine's load hits both alike), and the modules a start imports."""
     env = {**os.environ, **OFFLINE}
-    times = []
+    times: dict[str, list[float]] = {label: [] for label in pythons}
+    cpu: dict[str, list[float]] = {label: [] for label in pythons}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([str(python), "-c", "pass"], check=True, env=env)
-        times.append(time.perf_counter() - t0)
+        for label, python in pythons.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run([str(python), "-c", "pass"], check=True, env=env)
+            times[label].append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[label].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     probe = ("import sys; print(len(sys.modules), 'lm_eval_audio._boot' in sys.modules, "
              "'lm_eval_audio._hook' in sys.modules)")
-    modules, boot, hook = subprocess.run([str(python), "-c", probe], check=True, env=env, capture_output=True,
-                                         text=True).stdout.split()
-    return {"median_ms": round(1000 * statistics.median(times), 1), "min_ms": round(1000 * min(times), 1),
-            "modules": int(modules), "boot_loaded": boot == "True", "hook_loaded": hook == "True"}
+    out = {}
+    for label, python in pythons.items():
+        modules, boot, hook = subprocess.run([str(python), "-c", probe], check=True, env=env, capture_output=True,
+                                             text=True).stdout.split()
+        out[label] = {"median_ms": round(1000 * statistics.median(times[label]), 1),
+                      "min_ms": round(1000 * min(times[label]), 1),
+                      "cpu_median_ms": round(1000 * statistics.median(cpu[label]), 1),
+                      "cpu_min_ms": round(1000 * min(cpu[label]), 1), "modules": int(modules),
+                      "boot_loaded": boot == "True", "hook_loaded": hook == "True"}
+    return out
 
 
 def lm_eval_loads_plugin(python: Path) -> dict:
@@ -86,7 +100,8 @@ def lm_eval_loads_plugin(python: Path) -> dict:
 
 def run_suite(python: Path, sdist_dir: Path, junit: Path, extra: list[str]) -> dict[str, str]:
     """lm-eval's suite in `sdist_dir`: {test id: passed|failed|error|skipped}."""
-    cmd = [str(python), "-P", "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", *extra]
+    cmd = [str(python), "-P", "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", "--continue-on-collection-errors",
+           f"--junitxml={junit}", *extra]
     subprocess.run(cmd, cwd=sdist_dir, env={**os.environ, **OFFLINE}, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     outcomes = {}
@@ -111,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sdist", type=Path, required=True, help="lm_eval-0.4.13.tar.gz (pip download --no-binary)")
     ap.add_argument("--work", type=Path, default=None, help="folder for the environments (default: a temp folder)")
+    ap.add_argument("--plugin", type=Path, default=REPO,
+                    help="checkout of lm-eval-audio to install in `with` (default: this one; a copy keeps "
+                         "edits made during a long run out of it)")
     ap.add_argument("--startup-runs", type=int, default=30)
     ap.add_argument("--startup-only", action="store_true", help="skip lm-eval's test suite")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --), e.g. -k registry")
@@ -122,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
         tar.extractall(work, filter="data")
     sdist_dir = next(p for p in work.iterdir() if p.is_dir() and p.name.startswith("lm_eval-"))
 
-    summary: dict = {"sdist": args.sdist.name, "python": sys.version.split()[0]}
+    summary: dict = {"sdist": args.sdist.name, "python": sys.version.split()[0], "plugin": str(args.plugin)}
+    pythons = {label: make_env(work / f"env_{label}", args.plugin.resolve() if label == "with" else None)
+               for label in ("without", "with")}
+    for label, start in startup(pythons, args.startup_runs).items():
+        summary[label] = {"startup": start, "lm_eval": lm_eval_loads_plugin(pythons[label])}
     outcomes = {}
-    for label in ("without", "with"):
-        python = make_env(work / f"env_{label}", with_plugin=label == "with")
-        summary[label] = {"startup": startup(python, args.startup_runs), "lm_eval": lm_eval_loads_plugin(python)}
-        if not args.startup_only:
+    if not args.startup_only:
+        for label, python in pythons.items():
             outcomes[label] = run_suite(python, sdist_dir, work / f"junit_{label}.xml", args.pytest_args)
             summary[label]["suite"] = counts(outcomes[label])
     if outcomes:

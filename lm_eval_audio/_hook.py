@@ -16,6 +16,8 @@ Before patching a module, every row of that module is checked: the target must e
 the shape the replacement relies on. If any row of any module fails, the plugin stands down:
 what it already patched is put back, nothing more is patched, and one warning names the lm-eval
 version, what differs, and which of the plugin's features are off. lm-eval itself keeps working.
+(Registering our models goes through the registry's public `register`, which changes no lm-eval
+code; it stays when the patches stand down, and is skipped only if the registry itself differs.)
 """
 
 from __future__ import annotations
@@ -180,24 +182,24 @@ class Patch:
     target: str
     guard: Callable[[Any], bool]
     replacement: Callable[[Any], Any]  # original -> what goes in its place
-    feature: str  # what of the plugin stops working without it
+    features: tuple[str, ...]  # what of the plugin stops working without it
 
 
 PATCHES: tuple[Patch, ...] = (
     Patch("lm_eval.api.model", "_multimodal_cache_default", _takes("obj"), _cache_default,
-          "--use_cache on tasks with audio"),
+          ("--use_cache on tasks with audio",)),
     Patch("lm_eval.api.model", "CachingLM.__getattr__", _takes("self", "attr"), _caching_getattr,
-          "the shuffle control under --use_cache"),
+          ("the shuffle control under --use_cache",)),
     Patch("lm_eval.tasks._index", "TaskIndex.build", _static_taking("paths"), _index_build,
-          "our tasks without --include_path"),
+          ("our tasks without --include_path",)),
     Patch("lm_eval.api.metrics", "stderr_for_metric", _takes("metric", "bootstrap_iters"), _stderr_for_metric,
-          "WER standard errors"),
+          ("WER standard errors",)),
     Patch("lm_eval.evaluator_utils", "stderr_for_metric", _takes("metric", "bootstrap_iters"), _stderr_for_metric,
-          "WER standard errors"),
+          ("WER standard errors",)),
     Patch("lm_eval.api.task", "ConfigurableTask.download", _takes("self"), _task_download,
-          "the data protocol in results, spoken twins, the few-shot refusal of our audio tasks"),
+          ("the data protocol in results", "spoken twins", "the few-shot refusal of our audio tasks")),
     Patch("lm_eval.api.task", "ConfigurableTask.dump_config", _takes("self"), _task_dump_config,
-          "the data protocol in results"),
+          ("the data protocol in results",)),
 )
 MODELS_FEATURE = "our models by name (--model qwen2audio, ...)"
 
@@ -209,6 +211,7 @@ MODELS_FEATURE = "our models by name (--model qwen2audio, ...)"
 class _State:
     applied: list[tuple[Any, str, Any]] = []  # (owner, name, original) of every patch in place
     stood_down: str | None = None  # why, once the plugin stood down
+    models_off: bool = False  # the model registry differed: our models are not registered
 
 
 def _lm_eval_tasks_dir() -> Path | None:
@@ -254,12 +257,11 @@ def _stand_down(reason: str) -> None:
         setattr(owner, name, original)
     _State.applied.clear()
     _State.stood_down = reason
-    features = sorted({p.feature for p in PATCHES} | {MODELS_FEATURE})
+    features = sorted({f for p in PATCHES for f in p.features} | ({MODELS_FEATURE} if _State.models_off else set()))
     logger.warning(
-        "lm-eval-audio stands down: lm-eval %s differs from the lm-eval %s it knows (%s), so it leaves lm-eval "
-        "untouched. Off: %s. Our tasks still load with --include_path %s and our models through "
-        "lm_eval_audio's Python API.", _lm_eval_version(), KNOWN_LM_EVAL, reason, "; ".join(features),
-        _tasks_dir_or_hint())
+        "lm-eval-audio stands down: the installed lm-eval %s differs from what this plugin knows (written for "
+        "lm-eval %s): %s. lm-eval is left untouched. Off: %s. Our tasks still load with --include_path %s.",
+        _lm_eval_version(), KNOWN_LM_EVAL, reason, "; ".join(features), _tasks_dir_or_hint())
 
 
 def _tasks_dir_or_hint() -> str:
@@ -304,10 +306,9 @@ def apply_patches(module) -> bool:
 
 def register_models(registry_module) -> bool:
     """Register our models (entry points, group `lm_eval.models`) as lazy placeholders."""
-    if _State.stood_down is not None:
-        return False
     registry = getattr(registry_module, "model_registry", None)
     if registry is None or not callable(getattr(registry, "register", None)) or not hasattr(registry, "__contains__"):
+        _State.models_off = True
         _stand_down("lm_eval.api.registry.model_registry is missing or has another shape")
         return False
     # lm_eval.models registers the built-ins; get_model() only imports it while the registry is
@@ -351,7 +352,7 @@ class _Loader(importlib.abc.Loader):
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
-        if fullname not in HOOKED or _State.stood_down is not None:
+        if fullname not in HOOKED:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or spec.loader is None:
