@@ -1,9 +1,11 @@
 """What this package adds to lm-eval's filter and metric registries, and when.
 
 Our filters and metrics join lm-eval's registries only when one of our tasks loads (each task
-folder's `utils.py` calls `register_components()`), not whenever lm-eval is imported: a run of
-lm-eval's own tasks, and lm-eval's own test suite, see lm-eval's registries as lm-eval ships
-them. They go in as lazy "module:attr" placeholders, so registering imports none of our heavy
+folder's `utils.py` calls `register_components()`) or one of our models is built (lm-eval builds
+the model before it loads the tasks, so a user's own YAML may name `wer` or `choice_letter` when
+it runs on our models; on another model, its `utils.py` calls `register_components()`), not
+whenever lm-eval is imported: a run of lm-eval's own tasks on lm-eval's own models, and
+lm-eval's own test suite, see lm-eval's registries as lm-eval ships them. They go in as lazy "module:attr" placeholders, so registering imports none of our heavy
 modules. Models come from the entry points in `pyproject.toml` (group `lm_eval.models`), which
 the start-up hook registers, since `--model NAME` is resolved before any task loads.
 

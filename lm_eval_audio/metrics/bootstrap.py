@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: the report's CLI reads SEED at start-up
+    import numpy as np
 
 SEED = 1234  # fixed: a rerun of the same run reports the same standard errors and intervals
 DEFAULT_RESAMPLES = 10_000
@@ -52,6 +54,7 @@ def bootstrap(data: Sequence[np.ndarray], statistic: Callable[..., np.ndarray], 
     """
     import warnings
 
+    import numpy as np
     from scipy.stats import DegenerateDataWarning
     from scipy.stats import bootstrap as scipy_bootstrap
 

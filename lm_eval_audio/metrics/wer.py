@@ -34,7 +34,7 @@ Edge cases: an empty reference contributes 0 words and its hypothesis words as i
 corpus with no reference words at all has WER 0 when nothing was hypothesised and +inf
 otherwise (errors over zero words), with a warning.
 
-lm-eval metrics (`wer_lm_eval.py`, registered through `registration.py` when our tasks load)
+lm-eval metrics (`wer_lm_eval.py`; `registration.py` registers them as our tasks or models load)
 ------------------------------------------------------------------------------------------------
 `wer` (normalised), `wer_unnormalised`, `wer_substitutions`, `wer_deletions`, `wer_insertions`
 (the three parts as fractions of N: they sum to `wer`), `wer_seed` (the seed study's own

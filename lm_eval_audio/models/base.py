@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from lm_eval_audio.registration import register_components
 from lm_eval_audio.trust.controls import DEFAULT_SEED, AudioControl
 from lm_eval_audio.trust.identity import identity_digest, scope_request_cache, scoring_args
 from lm_eval_audio.trust.rtfx import RTFxByTask
@@ -33,6 +34,7 @@ class AudioModelSupport:
 
     def _init_support(self, name: str, *, audio_control: str = "none", audio_control_seed: int | str = DEFAULT_SEED,
                       verify_batch: int | str = 0, model_args: dict[str, Any] | None = None) -> None:
+        register_components()  # our metrics and filters for any task this model runs (a model loads first)
         self._support_name = name
         self.control = AudioControl(audio_control, audio_control_seed, model=name)
         self.verification = BatchVerification(verify_batch, model=name)

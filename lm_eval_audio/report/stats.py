@@ -46,6 +46,8 @@ class PairedStats:
     both: int | None
     neither: int | None
     mcnemar_p: float | None
+    n_resamples: int = DEFAULT_RESAMPLES  # of the bootstrap behind ci_low and ci_high
+    seed: int = SEED  # the bootstrap's seed, so a report says how to redraw its intervals
 
     @property
     def a_only_share(self) -> float | None:
@@ -120,7 +122,7 @@ def paired_stats(
     return PairedStats(
         n=n, mean_a=float(a.mean()), mean_b=float(b.mean()), diff=diff, diff_stderr=se,
         ci_low=lo, ci_high=hi, confidence=confidence, binary=binary, a_only=a_only,
-        b_only=b_only, both=both, neither=neither, mcnemar_p=p,
+        b_only=b_only, both=both, neither=neither, mcnemar_p=p, n_resamples=n_resamples, seed=seed,
     )
 
 
@@ -143,5 +145,5 @@ def paired_wer_bootstrap(
     return PairedStats(
         n=w.utterances, mean_a=w.wer_a, mean_b=w.wer_b, diff=w.difference, diff_stderr=w.difference_stderr,
         ci_low=w.ci_low, ci_high=w.ci_high, confidence=confidence, binary=False,
-        a_only=None, b_only=None, both=None, neither=None, mcnemar_p=None,
+        a_only=None, b_only=None, both=None, neither=None, mcnemar_p=None, n_resamples=n_resamples, seed=seed,
     )

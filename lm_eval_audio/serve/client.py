@@ -35,6 +35,7 @@ import numpy as np
 from lm_eval.api.instance import Instance
 
 from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio
+from lm_eval_audio.registration import register_components
 from lm_eval_audio.trust.identity import identity_digest, scope_request_cache
 from lm_eval_audio.trust.rtfx import RTFxByTask
 from lm_eval_audio.serve.wire import WAV_SUBTYPES
@@ -89,6 +90,7 @@ class ServedAPI:
                  **kwargs: Any) -> None:
         if wav_subtype not in WAV_SUBTYPES:
             raise ValueError(f"{self.model_name}: wav_subtype must be one of {', '.join(WAV_SUBTYPES)}")
+        register_components()  # our metrics and filters for any task this model runs (a model loads first)
         # The server tokenizes: requests go as messages or uploads, never as token ids.
         kwargs.pop("tokenizer_backend", None)
         kwargs.pop("tokenized_requests", None)
