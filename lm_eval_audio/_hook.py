@@ -294,7 +294,11 @@ def apply_patches(module) -> bool:
     for p, owner, name, original in located:
         current = vars(owner).get(name)
         if getattr(getattr(current, "__func__", current), MARK, False):
-            continue  # patched already (install() ran twice)
+            # Ours already: install() ran twice, or the module imported a patched function by
+            # name (evaluator_utils). Standing down must still put lm-eval's own back here.
+            if (owner, name, original) not in _State.applied:
+                _State.applied.append((owner, name, original))
+            continue
         new = p.replacement(original)
         fn = new.__func__ if isinstance(new, staticmethod) else new
         setattr(fn, MARK, True)

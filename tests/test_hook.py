@@ -67,11 +67,13 @@ RENAME = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("target", ["_multimodal_cache_default", "ConfigurableTask.dump_config"])
+# The first row's module loads before all others; the last one's after evaluator_utils took
+# `stderr_for_metric` by name from an already patched lm_eval.api.metrics.
+@pytest.mark.parametrize("target", ["_multimodal_cache_default", "ConfigurableTask.dump_config", "TaskIndex.build"])
 def test_a_renamed_target_puts_everything_back_and_says_so_once(target):
     proc = _clean_python(RENAME.format(target=target) + textwrap.dedent("""
-        import lm_eval.api.model as model, lm_eval.api.metrics as metrics, lm_eval.api.task as task
-        import lm_eval.evaluator_utils as evaluator_utils
+        import lm_eval.api.model as model, lm_eval.api.metrics as metrics, lm_eval.evaluator_utils as evaluator_utils
+        import lm_eval.api.task as task
         from lm_eval.tasks import TaskManager
         from lm_eval.tasks._index import TaskIndex
         patched = [fn for fn in (model._multimodal_cache_default, model.CachingLM.__getattr__, metrics.stderr_for_metric,
