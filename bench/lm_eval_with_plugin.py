@@ -16,6 +16,7 @@ modules counted. It prints both summaries and every test whose outcome differs; 
     pip download --no-binary :all: --no-deps lm-eval==0.4.13 -d /tmp/lm_eval_sdist
     python bench/lm_eval_with_plugin.py --sdist /tmp/lm_eval_sdist/lm_eval-0.4.13.tar.gz
     python bench/lm_eval_with_plugin.py --sdist ... --startup-only      # seconds, not minutes
+    python bench/lm_eval_with_plugin.py --sdist ... --startup-only --before /tmp/before  # and an older checkout
 
 Not part of this repository's test suite: lm-eval's suite takes minutes.
 """
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plugin", type=Path, default=REPO,
                     help="checkout of lm-eval-audio to install in `with` (default: this one; a copy keeps "
                          "edits made during a long run out of it)")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="another checkout (e.g. `git worktree add /tmp/before <commit>`) whose start-up is "
+                         "measured beside the two, in a third venv")
     ap.add_argument("--startup-runs", type=int, default=30)
     ap.add_argument("--startup-only", action="store_true", help="skip lm-eval's test suite")
     ap.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --), e.g. -k registry")
@@ -147,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict = {"sdist": args.sdist.name, "python": sys.version.split()[0], "plugin": str(args.plugin)}
     pythons = {label: make_env(work / f"env_{label}", args.plugin.resolve() if label == "with" else None)
                for label in ("without", "with")}
-    for label, start in startup(pythons, args.startup_runs).items():
-        summary[label] = {"startup": start, "lm_eval": lm_eval_loads_plugin(pythons[label])}
+    timed = dict(pythons)
+    if args.before is not None:
+        timed["before"] = make_env(work / "env_before", args.before.resolve())
+    for label, start in startup(timed, args.startup_runs).items():
+        summary[label] = {"startup": start, "lm_eval": lm_eval_loads_plugin(timed[label])}
     outcomes = {}
     if not args.startup_only:
         for label, python in pythons.items():
