@@ -40,7 +40,9 @@ def _requests(lm, n_items: int, max_gen_toks: int) -> list:
     """The task's requests as lm-eval's evaluator builds them for `lm` (chat template applied)."""
     from lm_eval.tasks import TaskManager
 
-    task = TaskManager(include_defaults=False).load([TASK])["tasks"][TASK]
+    from lm_eval_audio.files import tasks_dir
+
+    task = TaskManager(include_defaults=False, include_path=str(tasks_dir())).load([TASK])["tasks"][TASK]
     task.build_all_requests(limit=n_items, apply_chat_template=True, chat_template=lm.apply_chat_template)
     out = []
     for inst in task.instances:

@@ -1,102 +1,92 @@
-"""Startup hook that makes `lm_eval --model qwen2audio --tasks spoken_mmlu` work with no flag.
+"""What lm-eval 0.4.13 gives a plugin no other way to do, done as lm-eval's modules load.
 
-lm-eval 0.4.13 has no plugin discovery: `--model` only resolves its own registry and
-`--include_path` is the only way to add task folders. A `.pth` file installed with this
-package imports this module in every Python process of the environment, so it must stay
-cheap: it imports nothing heavy (no torch, no transformers, not even lm_eval). It installs a
-post-import hook that acts only when a process imports lm-eval itself:
+`_boot.py` (run by `lm_eval_audio.pth` in every process) loads this module only when a process
+imports `lm_eval`. From then on a post-import finder acts as each module below finishes loading:
 
-- after `lm_eval.api.registry` loads, our models are registered as lazy placeholders (the
-  entry points declared in `pyproject.toml`, group `lm_eval.models`, which future lm-eval
-  versions read themselves), and so are our filters and metrics (`registration.py`);
-- after `lm_eval.api.model` loads, the request-cache key learns to hash numpy audio arrays by
-  content (lm-eval hashes bytes and images, but raises on arrays, so `--use_cache` crashed),
-  and the request cache (`CachingLM`) is scoped by the model's identity: a model with a
-  `cache_identity()` (ours, `identity.py`) gets its own table in the cache file, so runs that
-  differ in any scoring argument never share an answer; a model with `see_requests()` sees the
-  full request list before cached requests are filtered out (the shuffle control needs it);
-- after `lm_eval.api.task` loads, a task with audio (`doc_to_audio`) refuses `num_fewshot` > 0:
-  lm-eval gives only the scored document its audio, so every example would be text without its
-  clip (unless its audio function says its examples are text by design: a spoken twin's);
-- after `lm_eval.tasks.manager` loads, every `TaskManager` also indexes our `tasks/` folder;
-- after `lm_eval.api.metrics` (and `lm_eval.evaluator_utils`, which imports it by name) loads,
-  `stderr_for_metric` gives an aggregation that carries a `bootstrap_stderr(items, iters)`
-  attribute (our WER aggregations, `wer.py`) that function, with lm-eval's `bootstrap_iters`:
-  lm-eval bootstraps only a fixed list of its own aggregations and reports "N/A" otherwise.
-- after `lm_eval.api.task` loads, what our task loaders record about their data (source, TTS
-  settings; `data._common.record_protocol`) goes into the task's `metadata.protocol`, with the
-  number and a content hash of the items scored, so the results JSON says how it was made; a
-  `doc_to_audio` with a `for_task` attribute (a spoken twin's) is bound to its task there too,
-  and what it records goes the same way.
+- `lm_eval.api.registry`: our models join the model registry as lazy placeholders (the entry
+  points of `pyproject.toml`, group `lm_eval.models`, which later lm-eval versions read
+  themselves), so `lm_eval --model qwen2audio` works with no flag;
+- the patches of `PATCHES`, one row each (module, target, guard, replacement, feature).
+
+Everything else lives in our own classes: the request cache's per-model table
+(`AudioModelSupport.set_cache_hook`), the few-shot refusal (`data.task_audio`, only on our
+tasks), our filters and metrics (`registration.register_components`, when one of our tasks loads).
+
+Before patching a module, every row of that module is checked: the target must exist and have
+the shape the replacement relies on. If any row of any module fails, the plugin stands down:
+what it already patched is put back, nothing more is patched, and one warning names the lm-eval
+version, what differs, and which of the plugin's features are off. lm-eval itself keeps working.
+(Registering our models goes through the registry's public `register`, which changes no lm-eval
+code; it stays when the patches stand down, and is skipped only if the registry itself differs.)
 """
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
+import inspect
+import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+logger = logging.getLogger("lm_eval_audio")
+
+KNOWN_LM_EVAL = "0.4.13"
 ENTRY_POINT_GROUP = "lm_eval.models"
+MARK = "_lm_eval_audio"  # set on every replacement: patching twice is a no-op, restoring finds the original
 
 
-def _register_models(registry_module) -> None:
-    # lm_eval.models registers the built-ins; get_model() only imports it while the registry is
-    # empty, so registering ours first would make `--model hf` vanish.
-    import importlib.metadata as md
-
-    import lm_eval.models  # noqa: F401
-
-    registry = registry_module.model_registry
-    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in registry:
-            # The placeholder string must equal f"{cls.__module__}:{cls.__name__}" so that the
-            # class's own @register_model decorator upgrades it instead of raising.
-            registry.register(ep.name, target=ep.value)
-
-    from lm_eval_audio.registration import LAZY
-
-    for registry_name, entries in LAZY.items():
-        target_registry = getattr(registry_module, registry_name)
-        for alias, target in entries.items():
-            if alias not in target_registry:
-                target_registry.register(alias, target=target)
+# --------------------------------------------------------------------------------------------
+# guards: what a target must look like for its replacement to be right
 
 
-def _patch_cache_key(model_module) -> None:
-    original = model_module._multimodal_cache_default
-    if getattr(original, "_lm_eval_audio", False):
-        return
+def _takes(*names: str) -> Callable[[Any], bool]:
+    """Guard: a callable whose parameters include `names` (in any order)."""
 
+    def guard(target: Any) -> bool:
+        fn = target.__func__ if isinstance(target, staticmethod) else target
+        if not callable(fn):
+            return False
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            return False
+        return all(n in params for n in names)
+
+    return guard
+
+
+def _static_taking(*names: str) -> Callable[[Any], bool]:
+    """Guard: a staticmethod (as stored in its class) whose parameters include `names`."""
+    takes = _takes(*names)
+    return lambda target: isinstance(target, staticmethod) and takes(target)
+
+
+# --------------------------------------------------------------------------------------------
+# replacements: each takes the original and returns what goes in its place
+
+
+def _cache_default(original):
+    # lm-eval hashes bytes and images in request-cache keys but raises on numpy arrays (audio).
     def cache_default(obj):
-        import hashlib
-
         if type(obj).__module__ == "numpy" and hasattr(obj, "tobytes"):
+            import hashlib
+
             digest = hashlib.sha256(obj.tobytes()).hexdigest()
             return {"__ndarray_sha256__": digest, "dtype": str(obj.dtype), "shape": list(obj.shape)}
         return original(obj)
 
-    cache_default._lm_eval_audio = True
-    model_module._multimodal_cache_default = cache_default
+    return cache_default
 
 
-def _patch_caching_lm(model_module) -> None:
-    cls = model_module.CachingLM
-    if getattr(cls.__init__, "_lm_eval_audio", False):
-        return
-    original_init, original_getattr = cls.__init__, cls.__getattr__
-
-    def __init__(self, lm, cache_db):
-        original_init(self, lm, cache_db)
-        identity = getattr(lm, "cache_identity", None)
-        if callable(identity):
-            from sqlitedict import SqliteDict
-
-            self.dbdict.close()
-            self.dbdict = SqliteDict(cache_db, tablename=f"lm_eval_audio_{identity()}", autocommit=True)
-            lm.set_cache_hook(self.get_cache_hook())
-
+def _caching_getattr(original):
+    # CachingLM hands the model only the requests missing from the cache; a model with
+    # `see_requests` (the shuffle control) must see the whole list first, as it would uncached.
     def __getattr__(self, attr):
-        fn = original_getattr(self, attr)
+        fn = original(self, attr)
         see = getattr(self.lm, "see_requests", None)
         if attr not in ("loglikelihood", "loglikelihood_rolling", "generate_until") or see is None:
             return fn
@@ -107,66 +97,32 @@ def _patch_caching_lm(model_module) -> None:
 
         return with_full_view
 
-    __init__._lm_eval_audio = True
-    cls.__init__, cls.__getattr__ = __init__, __getattr__
+    return __getattr__
 
 
-def _patch_model_module(model_module) -> None:
-    _patch_cache_key(model_module)
-    _patch_caching_lm(model_module)
+def _index_build(original):
+    # `TaskManager` indexes lm-eval's own folder when `include_defaults` is true: ours counts as
+    # part of those defaults (after lm-eval's, before the user's, so a user's folder still
+    # overrides a task of ours). `include_defaults=False` indexes only what the caller named.
+    build = original.__func__
+
+    def index_build(paths, *args, **kwargs):
+        paths = list(paths)
+        defaults = _lm_eval_tasks_dir()
+        if paths and defaults is not None and _same_dir(paths[0], defaults):
+            from lm_eval_audio.files import tasks_dir
+
+            ours = tasks_dir()
+            if not any(_same_dir(p, ours) for p in paths):
+                paths.insert(1, ours)
+        return build(paths, *args, **kwargs)
+
+    return staticmethod(index_build)
 
 
-def _patch_fewshot_on_audio(task_module) -> None:
-    cls = task_module.Task
-    if getattr(cls.build_all_requests, "_lm_eval_audio", False):
-        return
-    original = cls.build_all_requests
-
-    def build_all_requests(self, *args, **kwargs):
-        shots = self.config.num_fewshot or 0
-        audio = getattr(self.config, "doc_to_audio", None)
-        # A spoken twin's examples are text by design (`text_fewshot`): only its document is spoken.
-        if audio and shots > 0 and not getattr(audio, "text_fewshot", False):
-            raise ValueError(
-                f"{self.config.task}: num_fewshot={shots} on a task with audio: lm-eval gives only the scored "
-                f"document its audio, so the {shots} example(s) would be text without their clips. "
-                f"Run it with --num_fewshot 0"
-            )
-        return original(self, *args, **kwargs)
-
-    build_all_requests._lm_eval_audio = True
-    cls.build_all_requests = build_all_requests
-
-
-def _patch_task_manager(manager_module) -> None:
-    cls = manager_module.TaskManager
-    if getattr(cls.__init__, "_lm_eval_audio", False):
-        return
-    original_init = cls.__init__
-
-    def __init__(self, *args, include_path=None, **kwargs):
-        from lm_eval_audio.files import tasks_dir
-
-        ours = str(tasks_dir())
-        if include_path is None:
-            paths = []
-        elif isinstance(include_path, (list, tuple)):
-            paths = list(include_path)
-        else:
-            paths = [include_path]
-        # Ours first, so a user's --include_path can still override a task of ours.
-        paths = [ours] + [p for p in paths if str(p) != ours]
-        original_init(self, *args, include_path=paths, **kwargs)
-
-    __init__._lm_eval_audio = True
-    cls.__init__ = __init__
-
-
-def _patch_stderr_for_metric(module) -> None:
-    original = getattr(module, "stderr_for_metric", None)
-    if original is None or getattr(original, "_lm_eval_audio", False):
-        return
-
+def _stderr_for_metric(original):
+    # lm-eval bootstraps only a fixed list of its own aggregations ("N/A" otherwise); ours carry
+    # their own `bootstrap_stderr(items, iters)` (metrics/wer_lm_eval.py).
     def stderr_for_metric(metric, bootstrap_iters):
         ours = getattr(metric, "bootstrap_stderr", None)
         if ours is not None:
@@ -175,34 +131,37 @@ def _patch_stderr_for_metric(module) -> None:
             return lambda items: ours(items, bootstrap_iters)
         return original(metric, bootstrap_iters)
 
-    stderr_for_metric._lm_eval_audio = True
     stderr_for_metric.__doc__ = original.__doc__
-    module.stderr_for_metric = stderr_for_metric
+    return stderr_for_metric
 
 
-def _patch_task_protocol(task_module) -> None:
-    cls = task_module.ConfigurableTask
-    if getattr(cls.download, "_lm_eval_audio", False):
-        return
-    original_download, original_dump = cls.download, cls.dump_config
-    attr = "_lm_eval_audio_protocol"  # data._common.PROTOCOL_ATTR (not imported: keep the hook light)
+_PROTOCOL = "_lm_eval_audio_protocol"  # data._common.PROTOCOL_ATTR (not imported: keep the hook light)
 
+
+def _task_download(original):
+    # What a task's loader recorded about its data (source, TTS settings) goes with the task; an
+    # audio function that needs its task, not only the document (`for_task`: a spoken twin's, or
+    # ours that refuse few-shot runs), is bound to it here, as the task loads.
     def download(self, *args, **kwargs):
-        original_download(self, *args, **kwargs)
-        protocol = getattr(getattr(self, "dataset", None), attr, None)
+        original(self, *args, **kwargs)
+        protocol = getattr(getattr(self, "dataset", None), _PROTOCOL, None)
         bind = getattr(getattr(self.config, "doc_to_audio", None), "for_task", None)
         if callable(bind):
-            # An audio function that needs its task, not only the document (a spoken twin speaks
-            # the prompt the task renders): bound here, as the task loads. What it records joins
-            # what the task's own loader recorded (whose facts about the data win).
             self.config.doc_to_audio, facts = bind(self)
-            protocol = {**facts, **(protocol or {})}
+            if facts:  # what the task's own loader recorded about its data wins
+                protocol = {**facts, **(protocol or {})}
         if protocol is not None:
-            self._lm_eval_audio_protocol = protocol
+            setattr(self, _PROTOCOL, protocol)
 
+    return download
+
+
+def _task_dump_config(original):
+    # lm-eval writes a task's config into the results file; ours add how its data was made, with
+    # the number and a content hash of the items scored.
     def dump_config(self):
-        config = original_dump(self)
-        protocol = getattr(self, "_lm_eval_audio_protocol", None)
+        config = original(self)
+        protocol = getattr(self, _PROTOCOL, None)
         if protocol is not None:
             from lm_eval_audio.data._common import items_sha256
 
@@ -212,58 +171,205 @@ def _patch_task_protocol(task_module) -> None:
                 protocol, items_scored=len(scored), items_sha256=items_sha256(docs[i] for i in scored)))
         return config
 
-    download._lm_eval_audio = True
-    cls.download, cls.dump_config = download, dump_config
+    return dump_config
 
 
-def _patch_task_module(task_module) -> None:
-    _patch_fewshot_on_audio(task_module)
-    _patch_task_protocol(task_module)
+@dataclass(frozen=True)
+class Patch:
+    """One replacement of an lm-eval internal: `target` ("name" or "Class.name") in `module`."""
+
+    module: str
+    target: str
+    guard: Callable[[Any], bool]
+    replacement: Callable[[Any], Any]  # original -> what goes in its place
+    features: tuple[str, ...]  # what of the plugin stops working without it
 
 
-_AFTER_IMPORT = {
-    "lm_eval.api.registry": _register_models,
-    "lm_eval.api.model": _patch_model_module,
-    "lm_eval.api.task": _patch_task_module,
-    "lm_eval.tasks.manager": _patch_task_manager,
-    "lm_eval.api.metrics": _patch_stderr_for_metric,
-    "lm_eval.evaluator_utils": _patch_stderr_for_metric,
-}
+PATCHES: tuple[Patch, ...] = (
+    Patch("lm_eval.api.model", "_multimodal_cache_default", _takes("obj"), _cache_default,
+          ("--use_cache on tasks with audio",)),
+    Patch("lm_eval.api.model", "CachingLM.__getattr__", _takes("self", "attr"), _caching_getattr,
+          ("the shuffle control under --use_cache",)),
+    Patch("lm_eval.tasks._index", "TaskIndex.build", _static_taking("paths"), _index_build,
+          ("our tasks without --include_path",)),
+    Patch("lm_eval.api.metrics", "stderr_for_metric", _takes("metric", "bootstrap_iters"), _stderr_for_metric,
+          ("WER standard errors",)),
+    Patch("lm_eval.evaluator_utils", "stderr_for_metric", _takes("metric", "bootstrap_iters"), _stderr_for_metric,
+          ("WER standard errors",)),
+    Patch("lm_eval.api.task", "ConfigurableTask.download", _takes("self"), _task_download,
+          ("the data protocol in results", "spoken twins", "the few-shot refusal of our audio tasks")),
+    Patch("lm_eval.api.task", "ConfigurableTask.dump_config", _takes("self"), _task_dump_config,
+          ("the data protocol in results",)),
+)
+MODELS_FEATURE = "our models by name (--model qwen2audio, ...)"
+
+
+# --------------------------------------------------------------------------------------------
+# applying the table, and standing down
+
+
+class _State:
+    applied: list[tuple[Any, str, Any]] = []  # (owner, name, original) of every patch in place
+    stood_down: str | None = None  # why, once the plugin stood down
+    models_off: bool = False  # the model registry differed: our models are not registered
+
+
+def _lm_eval_tasks_dir() -> Path | None:
+    module = sys.modules.get("lm_eval.tasks")
+    return Path(module.__file__).parent if module is not None and getattr(module, "__file__", None) else None
+
+
+def _same_dir(a, b) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except (OSError, TypeError):
+        return False
+
+
+def _locate(module, target: str) -> tuple[Any, str, Any]:
+    """(owner, attribute name, stored value) of `target` in `module`; the stored value is read
+    from the owner's `__dict__`, so a staticmethod is seen as one. Raises AttributeError."""
+    *path, name = target.split(".")
+    owner = module
+    for part in path:
+        owner = getattr(owner, part)
+    stored = vars(owner)[name] if name in vars(owner) else getattr(owner, name)
+    return owner, name, stored
+
+
+def _original(stored: Any) -> Any:
+    # A module that imported a patched function by name (evaluator_utils) holds our replacement.
+    fn = stored.__func__ if isinstance(stored, staticmethod) else stored
+    return getattr(fn, "__wrapped_original__", stored)
+
+
+def _lm_eval_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("lm_eval")
+    except Exception:  # metadata missing: say so rather than fail
+        return "(unknown version)"
+
+
+def _stand_down(reason: str) -> None:
+    for owner, name, original in reversed(_State.applied):
+        setattr(owner, name, original)
+    _State.applied.clear()
+    _State.stood_down = reason
+    features = sorted({f for p in PATCHES for f in p.features} | ({MODELS_FEATURE} if _State.models_off else set()))
+    logger.warning(
+        "lm-eval-audio stands down: the installed lm-eval %s differs from what this plugin knows (written for "
+        "lm-eval %s): %s. lm-eval is left untouched. Off: %s. Our tasks still load with --include_path %s.",
+        _lm_eval_version(), KNOWN_LM_EVAL, reason, "; ".join(features), _tasks_dir_or_hint())
+
+
+def _tasks_dir_or_hint() -> str:
+    try:
+        from lm_eval_audio.files import tasks_dir
+
+        return str(tasks_dir())
+    except Exception:
+        return "<lm_eval_audio's tasks folder>"
+
+
+def apply_patches(module) -> bool:
+    """Check every row of `PATCHES` for `module`, then apply them all, or stand down if any
+    fails. Returns whether the module was patched."""
+    if _State.stood_down is not None:
+        return False
+    rows = [p for p in PATCHES if p.module == module.__name__]
+    located = []
+    for p in rows:
+        try:
+            owner, name, stored = _locate(module, p.target)
+        except (AttributeError, KeyError):
+            _stand_down(f"{p.module}.{p.target} is missing")
+            return False
+        original = _original(stored)
+        if not p.guard(original):
+            _stand_down(f"{p.module}.{p.target} has another shape")
+            return False
+        located.append((p, owner, name, original))
+    for p, owner, name, original in located:
+        current = vars(owner).get(name)
+        if getattr(getattr(current, "__func__", current), MARK, False):
+            # Ours already: install() ran twice, or the module imported a patched function by
+            # name (evaluator_utils). Standing down must still put lm-eval's own back here.
+            if (owner, name, original) not in _State.applied:
+                _State.applied.append((owner, name, original))
+            continue
+        new = p.replacement(original)
+        fn = new.__func__ if isinstance(new, staticmethod) else new
+        setattr(fn, MARK, True)
+        fn.__wrapped_original__ = original
+        setattr(owner, name, new)
+        _State.applied.append((owner, name, original))
+    return True
+
+
+def register_models(registry_module) -> bool:
+    """Register our models (entry points, group `lm_eval.models`) as lazy placeholders."""
+    registry = getattr(registry_module, "model_registry", None)
+    if registry is None or not callable(getattr(registry, "register", None)) or not hasattr(registry, "__contains__"):
+        _State.models_off = True
+        _stand_down("lm_eval.api.registry.model_registry is missing or has another shape")
+        return False
+    # lm_eval.models registers the built-ins; get_model() only imports it while the registry is
+    # empty, so registering ours first would make `--model hf` vanish.
+    import importlib.metadata as md
+
+    import lm_eval.models  # noqa: F401
+
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in registry:
+            # The placeholder must equal f"{cls.__module__}:{cls.__name__}" so that the class's
+            # own @register_model decorator upgrades it instead of raising.
+            registry.register(ep.name, target=ep.value)
+    return True
+
+
+def _after_import(module) -> None:
+    try:
+        if module.__name__ == "lm_eval.api.registry":
+            register_models(module)
+        else:
+            apply_patches(module)
+    except Exception as e:  # a bug of ours must not break an lm-eval import
+        _stand_down(f"patching {module.__name__} failed: {type(e).__name__}: {e}")
+
+
+HOOKED = frozenset({"lm_eval.api.registry"} | {p.module for p in PATCHES})
 
 
 class _Loader(importlib.abc.Loader):
-    def __init__(self, inner, action):
+    def __init__(self, inner):
         self._inner = inner
-        self._action = action
 
     def create_module(self, spec):
         return self._inner.create_module(spec)
 
     def exec_module(self, module):
         self._inner.exec_module(module)
-        self._action(module)
+        _after_import(module)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
-        action = _AFTER_IMPORT.get(fullname)
-        if action is None:
+        if fullname not in HOOKED:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
         if spec is None or spec.loader is None:
             return None
-        spec.loader = _Loader(spec.loader, action)
+        spec.loader = _Loader(spec.loader)
         return spec
 
 
 def install() -> None:
-    """Install the post-import hook (idempotent); act at once on modules already imported."""
+    """Install the post-import finder (idempotent) and act at once on modules already imported."""
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
-    for name, action in _AFTER_IMPORT.items():
+    for name in sorted(HOOKED):
         module = sys.modules.get(name)
         if module is not None:
-            action(module)
-
-
-install()
+            _after_import(module)

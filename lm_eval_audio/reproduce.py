@@ -163,7 +163,9 @@ def _task_manager(tasks: list[str], metadata: dict[str, Any]):
     locations), as lm-eval's CLI passes model_args and --metadata."""
     from lm_eval.tasks import TaskManager
 
-    tm = TaskManager(include_defaults=False, metadata=metadata)
+    from lm_eval_audio.files import tasks_dir
+
+    tm = TaskManager(include_defaults=False, include_path=str(tasks_dir()), metadata=metadata)
     missing = [t for t in tasks if t not in tm.all_tasks]
     if missing:
         logger.info("tasks %s are not ours; indexing lm-eval's own tasks too", missing)

@@ -37,6 +37,10 @@ AUDIO_LLM_SYSTEM = "Give ONLY the letter of the correct answer (A, B, C, or D)."
 _UTILS = '''\
 import zlib
 
+from lm_eval_audio.registration import register_components
+
+register_components()  # these YAMLs use our metrics by name, as our own tasks' utils do
+
 LETTERS = ("A", "B", "C", "D")
 
 

@@ -98,6 +98,9 @@ def test_filter_and_metrics(monkeypatch):
 def test_filter_resolves_through_lm_eval_registry():
     from lm_eval.api.registry import get_filter, get_metric, get_metric_aggregation, is_higher_better
 
+    from lm_eval_audio.registration import register_components
+
+    register_components()  # what our tasks' utils.py and our models do as they load
     assert get_filter("choice_letter") is ChoiceFilter
     assert get_metric("extraction_failure") is extraction_failure
     assert get_metric_aggregation("extraction_failure")([1.0, 0.0]) == 0.5

@@ -24,9 +24,10 @@ def _run(cmd, env, cwd, timeout=600):
 def test_startup_hook_is_light_and_keeps_builtin_models(cli_env, tmp_path):
     code = textwrap.dedent("""
         import sys
-        assert "lm_eval_audio._hook" in sys.modules, "startup hook not installed"
+        assert "lm_eval_audio._boot" in sys.modules, "start-up finder not installed"
         assert "torch" not in sys.modules and "transformers" not in sys.modules
         from lm_eval.api.registry import get_model
+        assert "lm_eval_audio._hook" in sys.modules, "hook not loaded with lm_eval"
         assert "torch" not in sys.modules
         print(get_model("hf").__name__, get_model("qwen2audio").__name__, get_model("dummy").__name__)
     """)

@@ -11,6 +11,7 @@ import soundfile as sf
 from lm_eval_audio.data.seed_mmlu import embedded_items
 from lm_eval_audio.tts import ClipMissingError, Synthesizer, TTSConfig
 from lm_eval_audio.tts.clips import ClipFolder
+from lm_eval_audio.files import tasks_dir
 
 
 def _tone(path, freq: float, fmt: str, subtype: str | None = None, sr: int = 24000) -> None:
@@ -39,8 +40,9 @@ def test_seed_run_reads_the_clips_and_records_the_folder(clips, tiny_model_dir, 
     monkeypatch.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path / "cache"))
     meta = {"tts_backend": "clips", "tts_clips_dir": str(clips)}
     lm = Qwen2AudioLM(pretrained=str(tiny_model_dir), device="cpu", batch_size=4)
+    ours = str(tasks_dir())
     run = simple_evaluate(model=lm, tasks=["spoken_mmlu_seed_mc"], limit=3, log_samples=True, bootstrap_iters=0,
-                          metadata=meta, task_manager=TaskManager(include_defaults=False, metadata=meta))
+                          metadata=meta, task_manager=TaskManager(include_defaults=False, include_path=ours, metadata=meta))
     samples = sorted(run["samples"]["spoken_mmlu_seed_mc"], key=lambda s: s["doc_id"])
     heard = [s["arguments"][0][2]["audio"][0]["path"] for s in samples]
     assert heard == [str(clips / n) for n in ("question_0.mp3", "question_1.flac", "nutrition_236.flac")]
@@ -52,7 +54,7 @@ def test_seed_run_reads_the_clips_and_records_the_folder(clips, tiny_model_dir, 
     with pytest.raises(ClipMissingError, match=r"MMLU item nutrition/173: no clip in the clips folder; expected "
                        rf"{clips}/question_3\.<ext> or {clips}/nutrition_173\.<ext>"):
         simple_evaluate(model=lm, tasks=["spoken_mmlu_seed_mc"], limit=4, bootstrap_iters=0, metadata=meta,
-                        task_manager=TaskManager(include_defaults=False, metadata=meta))
+                        task_manager=TaskManager(include_defaults=False, include_path=ours, metadata=meta))
 
 
 def test_both_formats_decode_and_the_hash_follows_the_content(clips):

@@ -288,24 +288,6 @@ def test_audio_mode_logs_the_dropped_text_once_with_a_count(tiny_model_dir, capl
     assert lm.get_model_info()["mode_audio_dropped_text_docs"] == 4
 
 
-def test_fewshot_on_a_task_with_audio_is_refused(tmp_path):
-    import datasets
-    from lm_eval.api.task import ConfigurableTask
-
-    def load(**kwargs):
-        rows = [{"path": "a.wav", "label": 0}, {"path": "b.wav", "label": 1}]
-        return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows),
-                                     "train": datasets.Dataset.from_list(rows)})
-
-    task = ConfigurableTask(config=dict(
-        task="audio_probe", output_type="multiple_choice", custom_dataset=load, test_split="test",
-        training_split="train", doc_to_text="Range?", doc_to_choice=["a", "b"], doc_to_target="label",
-        doc_to_audio="{{path}}", num_fewshot=2, fewshot_split="train"))
-    with pytest.raises(ValueError, match=r"^audio_probe: num_fewshot=2 on a task with audio: .* text without "
-                                         r"their clips\. Run it with --num_fewshot 0"):
-        task.build_all_requests(limit=1)
-
-
 # --- the results file: protocol fields, and a control run through lm-eval ---------------------
 
 

@@ -27,6 +27,7 @@ from lm_eval_audio.data import librispeech
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tasks" / "librispeech"))
 import utils as ls_utils  # noqa: E402  (the tasks' utils.py)
+from lm_eval_audio.files import tasks_dir
 
 sys.path.remove(str(REPO / "tasks" / "librispeech"))
 del sys.modules["utils"]  # other task folders have their own utils.py
@@ -271,8 +272,8 @@ def test_qwen2audio_runs_every_librispeech_task(ls_root, tiny_model_dir):
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
 
     lm = Qwen2AudioLM(pretrained=str(tiny_model_dir), dtype="float32", device="cpu", batch_size=4)
-    # Our task folder only (the startup hook adds it): indexing lm-eval's own ~14k YAMLs is slow.
-    tm = TaskManager(include_defaults=False, metadata={"librispeech_dir": str(ls_root)})
+    # Our task folder only: indexing lm-eval's own ~14k YAMLs is slow.
+    tm = TaskManager(include_defaults=False, include_path=str(tasks_dir()), metadata={"librispeech_dir": str(ls_root)})
     run = dict(model=lm, task_manager=tm, limit=1, gen_kwargs="max_gen_toks=8", log_samples=True,
                bootstrap_iters=0)
     out = lm_eval.simple_evaluate(tasks=TASKS, **run)

@@ -64,6 +64,9 @@ def test_held_out_strict_total_and_answered_are_the_seed_notebooks(tmp_path):
 def test_lenient_letter_strips_and_is_registered():
     from lm_eval.api.registry import get_filter
 
+    from lm_eval_audio.registration import register_components
+
+    register_components()  # what our tasks' utils.py and our models do as they load
     out = LenientLetterFilter().apply([[" C"], ["C\n"], ["B."], [None]], [{}] * 4)
     assert [o[0] for o in out] == ["C", "C", UNMAPPED, UNMAPPED]
     assert get_filter("lenient_letter") is LenientLetterFilter

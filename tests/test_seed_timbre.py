@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from lm_eval_audio.files import tasks_dir
+
 REPO = Path(__file__).resolve().parents[1]
 SEED_TASKS = ["timbre_range_seed", "timbre_range_seed_ft", "timbre_range_seed_validation",
               "timbre_range_seed_ft_validation"]
@@ -22,7 +24,8 @@ def seed_tasks(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LM_EVAL_AUDIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-        tm = TaskManager(include_defaults=False, metadata={"timbre_range_source": "synth"})
+        tm = TaskManager(include_defaults=False, include_path=str(tasks_dir()),
+                         metadata={"timbre_range_source": "synth"})
         yield tm.load(SEED_TASKS)["tasks"]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from _fault_proxy import FaultProxy
+from lm_eval_audio.files import tasks_dir
 from lm_eval_audio.serve.launch import missing_serving_modules, transformers_serve
 from test_librispeech import ls_root  # noqa: F401  (the LibriSpeech-layout fixture)
 
@@ -100,7 +101,8 @@ def _evaluate(model: str, model_args: str, tasks: list[str], metadata: dict, **k
 
     return lm_eval.simple_evaluate(
         model=model, model_args=model_args, tasks=tasks, limit=LIMIT, gen_kwargs=GEN, device="cpu",
-        task_manager=TaskManager(include_defaults=False, metadata=metadata), log_samples=True, **kw)
+        task_manager=TaskManager(include_defaults=False, include_path=str(tasks_dir()), metadata=metadata),
+        log_samples=True, **kw)
 
 
 def _answers(results: dict, task: str) -> list[str]:

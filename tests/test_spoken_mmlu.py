@@ -11,6 +11,7 @@ import pytest
 
 from lm_eval_audio.data import mmlu
 from lm_eval_audio.tts import ClipMissingError
+from lm_eval_audio.files import tasks_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,8 +25,8 @@ def mmlu_dir(shared_data) -> Path:
 def manager(mmlu_dir):
     from lm_eval.tasks import TaskManager
 
-    # Only our folder (the startup hook adds it): indexing lm-eval's own tasks is slow.
-    return TaskManager(include_defaults=False, metadata={"mmlu_path": str(mmlu_dir)})
+    # Only our folder: indexing lm-eval's own tasks is slow.
+    return TaskManager(include_defaults=False, include_path=str(tasks_dir()), metadata={"mmlu_path": str(mmlu_dir)})
 
 
 def test_local_csv_route_matches_cais_mmlu(mmlu_dir):
@@ -140,7 +141,8 @@ def test_real_cli_spoken_and_twin(tiny_model_dir, mmlu_dir, cli_env, tmp_path):
         "import json, sys\n"
         "from lm_eval import simple_evaluate\n"
         "from lm_eval.tasks import TaskManager\n"
-        f"tm = TaskManager(include_defaults=False, metadata={{'mmlu_path': {str(mmlu_dir)!r}}})\n"
+        f"tm = TaskManager(include_defaults=False, include_path={str(tasks_dir())!r},\n"
+        f"                 metadata={{'mmlu_path': {str(mmlu_dir)!r}}})\n"
         f"r = simple_evaluate(model='qwen2audio', model_args='pretrained={tiny_model_dir}', device='cpu',\n"
         "    tasks=['spoken_mmlu_anatomy', 'spoken_mmlu_gen_anatomy'], limit=2, task_manager=tm,\n"
         "    gen_kwargs='max_gen_toks=8')\n"

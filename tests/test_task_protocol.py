@@ -4,6 +4,7 @@ spoken tasks, the TTS settings, which a run sets through --metadata."""
 from __future__ import annotations
 
 import pytest
+from lm_eval_audio.files import tasks_dir
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def two_voices(tiny_model_dir, tmp_path_factory):
             runs[voice] = simple_evaluate(
                 model=lm, tasks=["spoken_mmlu_seed_mc", "mmlu_seed_mc", "timbre_range_seed"], limit=2,
                 log_samples=True, bootstrap_iters=0, metadata=meta,
-                task_manager=TaskManager(include_defaults=False, metadata=meta))
+                task_manager=TaskManager(include_defaults=False, include_path=str(tasks_dir()), metadata=meta))
     return runs
 
 

@@ -7,7 +7,7 @@ import math
 import jiwer
 import pytest
 
-from lm_eval_audio.metrics import wer
+from lm_eval_audio.metrics import wer, wer_lm_eval
 
 
 def test_raw_counts_hand_computed():
@@ -112,13 +112,16 @@ def test_bad_input_names_the_item():
     with pytest.raises(TypeError, match="utterance 1"):
         wer.corpus_wer(["a", None], ["a", "b"])
     with pytest.raises(ValueError, match="one reference and one prediction"):
-        wer.wer_pair(["a", "b"], ["a"])
+        wer_lm_eval.wer_pair(["a", "b"], ["a"])
 
 
 def test_registered_with_lm_eval():
     from lm_eval.api import registry
 
-    items = [wer.wer_pair(references=[r], predictions=[h]) for r, h in
+    from lm_eval_audio.registration import register_components
+
+    register_components()  # what each of our task folders' utils.py does as the task loads
+    items = [wer_lm_eval.wer_pair(references=[r], predictions=[h]) for r, h in
              [("The colour red.", "the color red"), ("a b c d", "a b x")]]
     expected = {
         "wer": 2 / 7,
@@ -128,7 +131,7 @@ def test_registered_with_lm_eval():
         "wer_insertions": 0.0,
     }
     for name, value in expected.items():
-        assert registry.get_metric(name) is wer.wer_pair
+        assert registry.get_metric(name) is wer_lm_eval.wer_pair
         assert registry.get_metric_aggregation(name)(items) == pytest.approx(value)
         assert registry.get_aggregation(name) is registry.get_metric_aggregation(name)
         assert registry.is_higher_better(name) is False
@@ -136,14 +139,19 @@ def test_registered_with_lm_eval():
 
 def test_yaml_without_aggregation_key_uses_ours():
     """`- metric: wer` with no `aggregation:` must work in a fresh process, where lm-eval looks
-    the default aggregation up by inverting its registry (which lazy placeholders would miss)."""
+    the default aggregation up by inverting its registry (which lazy placeholders would miss).
+    Before one of our tasks registers them, lm-eval's registries hold none of our metrics."""
     import subprocess
     import sys
 
     code = """
 import datasets
+from lm_eval.api import registry
 from lm_eval.api.task import ConfigurableTask
-from lm_eval_audio.metrics.wer import METRICS, agg_wer
+assert "wer" not in registry.metric_registry and "choice_letter" not in registry.filter_registry
+from lm_eval_audio.registration import register_components
+register_components()
+from lm_eval_audio.metrics.wer_lm_eval import METRICS, agg_wer
 def load(**kwargs):
     return datasets.DatasetDict({"test": datasets.Dataset.from_list([{"text": "a b"}])})
 task = ConfigurableTask(config=dict(
@@ -176,7 +184,7 @@ def test_utterance_counts_are_the_hand_counts():
 def test_bootstrap_stderr_equals_the_hand_worked_bootstrap():
     import numpy as np
 
-    iters = 2500  # three chunks: 1000, 1000, 500 draws
+    iters = 2500  # scipy draws in batches of metrics.bootstrap.batch_rows(3) = 1000: 1000, 1000, 500
     rng = np.random.default_rng(wer.BOOTSTRAP_SEED)
     replicates = []
     for size in (1000, 1000, 500):
@@ -206,11 +214,11 @@ def test_lm_eval_reports_wer_stderr_by_our_bootstrap():
 
     items = list(zip(*HAND))
     for module in (metrics, evaluator_utils):
-        fn = module.stderr_for_metric(wer.agg_wer, 500)
+        fn = module.stderr_for_metric(wer_lm_eval.agg_wer, 500)
         assert fn is not None and fn(items) == wer.bootstrap_stderr(*HAND, 500)
-        assert module.stderr_for_metric(wer.agg_wer, 0) is None
+        assert module.stderr_for_metric(wer_lm_eval.agg_wer, 0) is None
         assert module.stderr_for_metric(metrics.mean, 10) is metrics.mean_stderr  # lm-eval's own untouched
-    raw = evaluator_utils.stderr_for_metric(wer.agg_wer_unnormalised, 500)(items)
+    raw = evaluator_utils.stderr_for_metric(wer_lm_eval.agg_wer_unnormalised, 500)(items)
     assert raw == wer.bootstrap_stderr(*HAND, 500, normalise=False)
 
 
@@ -236,7 +244,8 @@ def test_normaliser_is_named_with_its_version():
     info = wer.normaliser_info()
     assert "EnglishTextNormalizer" in info["wer_normaliser"]
     assert info["wer_normaliser_version"] == f"transformers {version('transformers')}, jiwer {version('jiwer')}"
-    assert len(info["wer_spelling_map_sha256"]) == 64 and info["wer_bootstrap_seed"] == wer.BOOTSTRAP_SEED
+    assert len(info["wer_spelling_map_sha256"]) == 64 and info["bootstrap_seed"] == wer.BOOTSTRAP_SEED == 1234
+    assert info["bootstrap"].startswith("scipy.stats.bootstrap")
 
 
 def test_seed_wer_hand_worked():

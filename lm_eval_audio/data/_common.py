@@ -40,7 +40,7 @@ def record_protocol(dataset, **facts: Any):
     """Attach what made a task's data (source, TTS settings, ...) to its DatasetDict, and return it.
 
     lm-eval gives a task loader the run's metadata but keeps nothing it returns besides the
-    data; the startup hook (`_hook.py`) moves these facts into the task's `metadata.protocol`,
+    data; the start-up hook (`_hook.py`) moves these facts into the task's `metadata.protocol`,
     which lm-eval writes into the results JSON, and adds a hash of the items scored.
     """
     setattr(dataset, PROTOCOL_ATTR, dict(facts))

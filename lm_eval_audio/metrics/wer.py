@@ -26,15 +26,15 @@ Standard errors and paired comparisons
 --------------------------------------
 `wer_stderr` (and the stderr of the three parts) is a bootstrap over utterances: each replicate
 draws n utterances with replacement and recomputes the corpus figure from their summed edit
-counts. lm-eval asks for it with its `bootstrap_iters`; the draws come from
-`numpy.random.default_rng(BOOTSTRAP_SEED)`, so a rerun gives the same figure (see
+counts. lm-eval asks for it with its `bootstrap_iters`; the draws are the project's one
+bootstrap (`metrics.bootstrap`: scipy's, seeded), so a rerun gives the same figure (see
 `bootstrap_stderr`). `paired_bootstrap_wer` compares two systems on the same utterances.
 
 Edge cases: an empty reference contributes 0 words and its hypothesis words as insertions; a
 corpus with no reference words at all has WER 0 when nothing was hypothesised and +inf
 otherwise (errors over zero words), with a warning.
 
-lm-eval metrics (registered lazily through `registration.py`, usable by any generate_until task)
+lm-eval metrics (`wer_lm_eval.py`; `registration.py` registers them as our tasks or models load)
 ------------------------------------------------------------------------------------------------
 `wer` (normalised), `wer_unnormalised`, `wer_substitutions`, `wer_deletions`, `wer_insertions`
 (the three parts as fractions of N: they sum to `wer`), `wer_seed` (the seed study's own
@@ -61,12 +61,13 @@ from pathlib import Path
 
 import numpy as np
 
+from lm_eval_audio.metrics import bootstrap
+
 logger = logging.getLogger(__name__)
 
 SPELLING_FILE = Path(__file__).with_name("whisper_english_spelling.json")
 
-BOOTSTRAP_SEED = 1234  # fixed: a rerun of the same run reports the same stderr and CI
-_BOOTSTRAP_CHUNK = 1000  # replicates drawn at a time (bounds memory at chunk x utterances)
+BOOTSTRAP_SEED = bootstrap.SEED  # the project's one bootstrap seed (`metrics.bootstrap`)
 
 # metric name -> which corpus figure its aggregation reports
 METRICS: tuple[str, ...] = ("wer", "wer_unnormalised", "wer_substitutions", "wer_deletions", "wer_insertions",
@@ -218,49 +219,42 @@ def _rates(numerator: np.ndarray, words: np.ndarray) -> np.ndarray:
     return np.where(words > 0, out, np.where(numerator > 0, np.inf, 0.0))
 
 
-def bootstrap_replicates(counts: np.ndarray, iters: int, *, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
-    """Utterance-bootstrap replicates of summed counts: shape (iters, columns of `counts`).
-
-    Replicate k sums the rows `rng.integers(0, n, size=n)` of the k-th draw of
-    `numpy.random.default_rng(seed)`, drawn in chunks of 1,000 replicates (row after row),
-    so a caller can reproduce every replicate from the seed.
-    """
-    n = counts.shape[0]
-    rng = np.random.default_rng(seed)
-    columns = [np.ascontiguousarray(counts[:, k]) for k in range(counts.shape[1])]
-    out = np.empty((iters, counts.shape[1]), dtype=np.int64)
-    for start in range(0, iters, _BOOTSTRAP_CHUNK):
-        size = min(_BOOTSTRAP_CHUNK, iters - start)
-        idx = rng.integers(0, n, size=(size, n))
-        for k, column in enumerate(columns):  # one 1-D gather per column: ~10x faster than a 2-D one
-            out[start : start + size, k] = column[idx].sum(axis=1)
-    return out
-
-
 @lru_cache(maxsize=4)
-def _corpus_replicates(pairs: tuple[tuple[str, str], ...], iters: int, normalise: bool, seed: int) -> np.ndarray:
+def _utterance_counts(pairs: tuple[tuple[str, str], ...], normalise: bool) -> np.ndarray:
     # lm-eval asks for the stderr of wer, substitutions, deletions and insertions one by one over
-    # the same pairs: align and draw once (100,000 draws over 2,620 utterances take ~10 s).
+    # the same pairs: align them once.
     refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
-    return bootstrap_replicates(_count_matrix(utterance_errors(refs, hyps, normalise=normalise)), iters, seed=seed)
+    return _count_matrix(utterance_errors(refs, hyps, normalise=normalise))
+
+
+def _part_rate(columns: tuple[int, ...]) -> Callable[..., np.ndarray]:
+    def statistic(s, d, i, n, axis=-1):
+        edits = sum((s, d, i)[k] for k in columns)
+        return _rates(edits.sum(axis=axis), n.sum(axis=axis))
+
+    return statistic
 
 
 def bootstrap_stderr(references: Sequence[str], hypotheses: Sequence[str], iters: int, *, part: str = "wer",
-                     normalise: bool = True, seed: int = BOOTSTRAP_SEED) -> float:
+                     normalise: bool = True, seed: int = bootstrap.SEED) -> float:
     """Standard error of a corpus figure (`part`: wer, substitutions, deletions, insertions) by
-    a seeded bootstrap over utterances: the sample standard deviation (n - 1, as lm-eval's
-    `sample_stddev`) of `iters` replicates of the corpus figure (see `bootstrap_replicates`)."""
+    the project's bootstrap over utterances (`metrics.bootstrap`: each resample draws n
+    utterances with replacement and recomputes the corpus figure from their summed edit counts):
+    the sample standard deviation (n - 1, as lm-eval's `sample_stddev`) of `iters` replicates."""
     if part not in _PARTS:
         raise ValueError(f"unknown WER part {part!r}; choose from {', '.join(_PARTS)}")
     if iters < 2:
         raise ValueError(f"bootstrap needs at least 2 iterations, got {iters}")
     references, hypotheses = list(references), list(hypotheses)
     _check_pairs(references, hypotheses)
-    reps = _corpus_replicates(tuple(zip(references, hypotheses)), int(iters), bool(normalise), int(seed))
-    rates = _rates(reps[:, list(_PARTS[part])].sum(axis=1), reps[:, 3])
-    if not np.isfinite(rates).all():
-        return math.inf
-    return float(np.std(rates, ddof=1))
+    if not references:
+        raise ValueError("WER standard error over no utterances")
+    counts = _utterance_counts(tuple(zip(references, hypotheses)), bool(normalise))
+    if counts[:, 3].sum() == 0 and counts[:, list(_PARTS[part])].sum() > 0:
+        return math.inf  # the corpus figure itself is +inf (edits over no reference words)
+    result = bootstrap.bootstrap(tuple(counts.T), _part_rate(_PARTS[part]), paired=True, n_resamples=int(iters),
+                                 seed=int(seed))
+    return result.stderr
 
 
 @dataclass(frozen=True)
@@ -289,13 +283,18 @@ class PairedWER:
         return {**asdict(self), "significant": self.significant}
 
 
+def _wer_difference(sa, da, ia, n, sb, db, ib, axis=-1):
+    words = n.sum(axis=axis)
+    return _rates((sb + db + ib).sum(axis=axis), words) - _rates((sa + da + ia).sum(axis=axis), words)
+
+
 def paired_bootstrap_wer(references: Sequence[str], hypotheses_a: Sequence[str], hypotheses_b: Sequence[str], *,
-                         iters: int = 10_000, seed: int = BOOTSTRAP_SEED, confidence: float = 0.95,
-                         normalise: bool = True) -> PairedWER:
+                         iters: int = bootstrap.DEFAULT_RESAMPLES, seed: int = bootstrap.SEED,
+                         confidence: float = 0.95, normalise: bool = True) -> PairedWER:
     """Paired bootstrap of corpus WER: systems a and b on the same utterances (Whisper vs an
-    audio LLM, adapter vs base). Each replicate draws the same utterances for both systems
-    (`bootstrap_replicates` over their joint counts) and takes wer_b - wer_a; the CI is the
-    percentile interval of those differences.
+    audio LLM, adapter vs base). Each resample draws the same utterances for both systems
+    (`metrics.bootstrap` with `paired=True`) and takes wer_b - wer_a over the draw; the CI is
+    the percentile interval of those differences.
     """
     references = list(references)
     if len(hypotheses_a) != len(references) or len(hypotheses_b) != len(references):
@@ -308,19 +307,19 @@ def paired_bootstrap_wer(references: Sequence[str], hypotheses_a: Sequence[str],
     a = _count_matrix(utterance_errors(references, hypotheses_a, normalise=normalise))
     b = _count_matrix(utterance_errors(references, hypotheses_b, normalise=normalise))
     joint = np.concatenate([a, b[:, :3]], axis=1)  # S, D, I, N of a; S, D, I of b (same N)
-    reps = bootstrap_replicates(joint, iters, seed=seed)
-    diffs = _rates(reps[:, 4:7].sum(axis=1), reps[:, 3]) - _rates(reps[:, 0:3].sum(axis=1), reps[:, 3])
-    diffs = diffs[np.isfinite(diffs)]  # a draw of only empty references has no WER
-    if diffs.size == 0:
-        raise ValueError("every resample has zero reference words: WER is undefined")
+    try:
+        result = bootstrap.bootstrap(tuple(joint.T), _wer_difference, paired=True, n_resamples=iters, seed=seed,
+                                     confidence=confidence)
+    except ValueError as e:
+        if "not finite" in str(e):
+            raise ValueError("every resample has zero reference words: WER is undefined") from e
+        raise
+    diffs = result.distribution
     wer_a = float(_rates(a[:, :3].sum(), a[:, 3].sum()))
     wer_b = float(_rates(b[:, :3].sum(), a[:, 3].sum()))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(diffs, [alpha, 1 - alpha])
     p = min(1.0, 2 * min(float(np.mean(diffs <= 0)), float(np.mean(diffs >= 0))))
-    stderr = float(diffs.std(ddof=1)) if diffs.size > 1 else float("nan")
-    return PairedWER(wer_a, wer_b, wer_b - wer_a, float(low), float(high), p, len(references), iters, seed,
-                     confidence, stderr)
+    return PairedWER(wer_a, wer_b, wer_b - wer_a, result.low, result.high, p, len(references), iters, seed,
+                     confidence, result.stderr)
 
 
 @lru_cache(maxsize=1)
@@ -334,7 +333,7 @@ def normaliser_info() -> dict[str, str | int]:
         "wer_normaliser_version": f"transformers {version('transformers')}, jiwer {version('jiwer')}",
         "wer_spelling_map_sha256": hashlib.sha256(SPELLING_FILE.read_bytes()).hexdigest(),
         "wer_unnormalised_transform": "lower case only (punctuation, spelling and numbers kept)",
-        "wer_bootstrap_seed": BOOTSTRAP_SEED,
+        **bootstrap.describe(),
     }
 
 
@@ -371,93 +370,3 @@ def seed_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     if not reference.strip():
         return 0.0 if not hypothesis.strip() else math.inf
     return float(jiwer.wer(reference, hypothesis))
-
-
-# --------------------------------------------------------------------------------------------
-# lm-eval metric functions (per document) and aggregations (per corpus)
-
-
-def wer_pair(references: Sequence[str], predictions: Sequence[str]) -> tuple[str, str]:
-    """Per-document lm-eval metric: pass the (reference, hypothesis) pair on to the aggregation.
-
-    lm-eval calls it as `fn(references=[gold], predictions=[result])` for generate_until tasks.
-    """
-    if len(references) != 1 or len(predictions) != 1:
-        raise ValueError(
-            f"WER metrics take one reference and one prediction per document, got "
-            f"{len(references)} and {len(predictions)} (multiple targets are not supported)"
-        )
-    reference, prediction = references[0], predictions[0]
-    if isinstance(prediction, (list, tuple)):  # a filter that keeps all generations: score the first
-        prediction = prediction[0]
-    _check_pairs([reference], [prediction])
-    return reference, prediction
-
-
-def _split(items: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
-    items = list(items)
-    return [r for r, _ in items], [h for _, h in items]
-
-
-def agg_wer(items: Iterable[tuple[str, str]]) -> float:
-    """Corpus WER over (reference, hypothesis) pairs, normalised."""
-    return word_errors(*_split(items)).wer
-
-
-def agg_wer_unnormalised(items: Iterable[tuple[str, str]]) -> float:
-    """Corpus WER over the strings lower-cased only (punctuation and spelling count)."""
-    return word_errors(*_split(items), normalise=False).wer
-
-
-def agg_wer_seed(items: Iterable[tuple[str, str]]) -> float:
-    """The seed study's WER over (reference, hypothesis) pairs (see `seed_wer`)."""
-    return seed_wer(*_split(items))
-
-
-def agg_substitution_rate(items: Iterable[tuple[str, str]]) -> float:
-    """Substitutions / reference words, normalised."""
-    e = word_errors(*_split(items))
-    return e.rate(e.substitutions)
-
-
-def agg_deletion_rate(items: Iterable[tuple[str, str]]) -> float:
-    """Deletions / reference words, normalised."""
-    e = word_errors(*_split(items))
-    return e.rate(e.deletions)
-
-
-def agg_insertion_rate(items: Iterable[tuple[str, str]]) -> float:
-    """Insertions / reference words, normalised."""
-    e = word_errors(*_split(items))
-    return e.rate(e.insertions)
-
-
-def _stderr_by_bootstrap(part: str, normalise: bool) -> Callable[[Sequence[tuple[str, str]], int], float]:
-    def stderr(items: Sequence[tuple[str, str]], iters: int) -> float:
-        return bootstrap_stderr(*_split(items), iters, part=part, normalise=normalise)
-
-    return stderr
-
-
-# lm-eval's stderr_for_metric knows only its own aggregations; the startup hook (_hook.py)
-# makes it use this attribute, called as fn(items, bootstrap_iters), when an aggregation has one.
-agg_wer.bootstrap_stderr = _stderr_by_bootstrap("wer", True)
-agg_wer_unnormalised.bootstrap_stderr = _stderr_by_bootstrap("wer", False)
-agg_substitution_rate.bootstrap_stderr = _stderr_by_bootstrap("substitutions", True)
-agg_deletion_rate.bootstrap_stderr = _stderr_by_bootstrap("deletions", True)
-agg_insertion_rate.bootstrap_stderr = _stderr_by_bootstrap("insertions", True)
-
-
-def _load_aggregations_into_lm_eval() -> None:
-    # A task YAML may list `- metric: wer` without `aggregation:`. lm-eval then names the
-    # default aggregation by inverting its aggregation registry (api/task.py), which matches only
-    # entries already loaded, not our lazy "module:attr" placeholders (registration.py). lm-eval
-    # imports this module when it first looks a WER metric up, before that inversion: load ours now.
-    from lm_eval.api.registry import aggregation_registry  # light: no torch; the hook registers ours
-
-    for name in METRICS:
-        if name in aggregation_registry:
-            aggregation_registry.get(name)
-
-
-_load_aggregations_into_lm_eval()

@@ -7,7 +7,7 @@ audio model added later). It owns:
 - `verify_batch=N` (`verify.py`);
 - RTFx per task over generation batches that carry audio (`rtfx.py`);
 - the count of clips cut by the long-clip policy, over the whole run;
-- the model's identity for lm-eval's request cache (`identity.py`);
+- the model's identity, and the request cache's table for it (`identity.py`);
 - the protocol fields of the results file (`protocol_info`): control, verification, RTFx,
   truncation, identity, the WER normaliser and its version, and the default judge.
 """
@@ -18,8 +18,9 @@ import logging
 from typing import Any
 
 from lm_eval_audio.audio import record_content_digests
+from lm_eval_audio.registration import register_components
 from lm_eval_audio.trust.controls import DEFAULT_SEED, AudioControl, gather_ranks
-from lm_eval_audio.trust.identity import identity_digest, scoring_args
+from lm_eval_audio.trust.identity import identity_digest, scope_request_cache, scoring_args
 from lm_eval_audio.trust.rtfx import RTFxByTask
 from lm_eval_audio.trust.verify import BatchVerification
 
@@ -34,6 +35,7 @@ class AudioModelSupport:
 
     def _init_support(self, name: str, *, audio_control: str = "none", audio_control_seed: int | str = DEFAULT_SEED,
                       verify_batch: int | str = 0, model_args: dict[str, Any] | None = None) -> None:
+        register_components()  # our metrics and filters for any task this model runs (a model loads first)
         self._support_name = name
         self.control = AudioControl(audio_control, audio_control_seed, model=name)
         self.verification = BatchVerification(verify_batch, model=name)
@@ -76,6 +78,13 @@ class AudioModelSupport:
         if getattr(self, "_identity", None) is None:
             self.freeze_identity()
         return self._identity
+
+    def set_cache_hook(self, cache_hook) -> None:
+        """lm-eval's `CachingLM` hands its hook here: the request cache moves onto this
+        identity's own table (`scope_request_cache`), so runs that differ in any scoring
+        argument never share an answer."""
+        super().set_cache_hook(cache_hook)
+        scope_request_cache(cache_hook, self.cache_identity())
 
     # -- results file --------------------------------------------------------------------
     def protocol_info(self) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from lm_eval_audio.metrics.bootstrap import DEFAULT_RESAMPLES, SEED
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,8 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pair a spoken task with its text twin (repeatable); by default "
                              "a spoken task pairs with its metadata text_twin, else spoken_mmlu* with mmlu_twin*")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence level of paired intervals")
-    parser.add_argument("--bootstrap", type=int, default=10_000, help="paired bootstrap resamples")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (reports are reproducible)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, help="paired bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="bootstrap seed (reports are reproducible; the default is the project's one seed, "
+                             "as in WER's standard errors)")
     parser.add_argument("--no-references", action="store_true", help="leave out the published reference figures")
     parser.add_argument("--leaderboard-filter", default="choice",
                         help="filter of the leaderboard's MMLU columns when a task reports several "

@@ -7,8 +7,8 @@ per-item difference, not of each run's accuracy, sets the uncertainty.
 - Difference and its standard error: mean of d_i = b_i - a_i, and sd(d)/sqrt(n) with the
   n-1 sample standard deviation (the same estimator lm-eval uses for its `_stderr` fields).
 - 95% confidence interval: percentile paired bootstrap (resampling items, so both runs'
-  scores of an item move together) through `scipy.stats.bootstrap`, with a fixed seed so a
-  report is reproducible.
+  scores of an item move together), the project's one bootstrap (`metrics.bootstrap`:
+  `scipy.stats.bootstrap`, `paired=True`, one fixed seed), so a report is reproducible.
 - Flips: items right in `a` and wrong in `b` and the reverse, when scores are 0/1.
 - Exact McNemar test on the discordant pairs (two-sided binomial test with p = 1/2), when
   scores are 0/1; `None` otherwise, since McNemar is defined only for binary outcomes.
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_RESAMPLES = 10_000
-DEFAULT_SEED = 0
+from lm_eval_audio.metrics.bootstrap import DEFAULT_RESAMPLES, SEED, bootstrap
+
+DEFAULT_SEED = SEED  # the project's one bootstrap seed
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class PairedStats:
     both: int | None
     neither: int | None
     mcnemar_p: float | None
+    n_resamples: int = DEFAULT_RESAMPLES  # of the bootstrap behind ci_low and ci_high
+    seed: int = SEED  # the bootstrap's seed, so a report says how to redraw its intervals
 
     @property
     def a_only_share(self) -> float | None:
@@ -78,19 +81,14 @@ def paired_bootstrap_ci(
     Resampling the per-item differences is the paired bootstrap: each draw takes an item with
     both of its scores.
     """
-    from scipy.stats import bootstrap
-
     d = np.asarray(diffs, dtype=float)
     if d.ndim != 1 or d.size == 0:
         raise ValueError(f"need a non-empty 1-D array of differences, got shape {d.shape}")
     if np.all(d == d[0]):
         # Every resample has the same mean; scipy warns about degenerate data here.
         return float(d[0]), float(d[0])
-    res = bootstrap(
-        (d,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
-        method="percentile", vectorized=True, rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    res = bootstrap((d,), np.mean, paired=True, n_resamples=n_resamples, seed=seed, confidence=confidence)
+    return res.low, res.high
 
 
 def paired_stats(
@@ -124,7 +122,7 @@ def paired_stats(
     return PairedStats(
         n=n, mean_a=float(a.mean()), mean_b=float(b.mean()), diff=diff, diff_stderr=se,
         ci_low=lo, ci_high=hi, confidence=confidence, binary=binary, a_only=a_only,
-        b_only=b_only, both=both, neither=neither, mcnemar_p=p,
+        b_only=b_only, both=both, neither=neither, mcnemar_p=p, n_resamples=n_resamples, seed=seed,
     )
 
 
@@ -147,5 +145,5 @@ def paired_wer_bootstrap(
     return PairedStats(
         n=w.utterances, mean_a=w.wer_a, mean_b=w.wer_b, diff=w.difference, diff_stderr=w.difference_stderr,
         ci_low=w.ci_low, ci_high=w.ci_high, confidence=confidence, binary=False,
-        a_only=None, b_only=None, both=None, neither=None, mcnemar_p=None,
+        a_only=None, b_only=None, both=None, neither=None, mcnemar_p=None, n_resamples=n_resamples, seed=seed,
     )

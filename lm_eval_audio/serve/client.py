@@ -35,7 +35,8 @@ import numpy as np
 from lm_eval.api.instance import Instance
 
 from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, clip_key, decode_audio, record_content_digests
-from lm_eval_audio.trust.identity import identity_digest
+from lm_eval_audio.registration import register_components
+from lm_eval_audio.trust.identity import identity_digest, scope_request_cache
 from lm_eval_audio.trust.rtfx import RTFxByTask
 from lm_eval_audio.serve.wire import WAV_SUBTYPES
 from lm_eval_audio.openai_client import KEY_ENV, find_api_key, redact, redact_url, url_secrets
@@ -89,6 +90,7 @@ class ServedAPI:
                  **kwargs: Any) -> None:
         if wav_subtype not in WAV_SUBTYPES:
             raise ValueError(f"{self.model_name}: wav_subtype must be one of {', '.join(WAV_SUBTYPES)}")
+        register_components()  # our metrics and filters for any task this model runs (a model loads first)
         # The server tokenizes: requests go as messages or uploads, never as token ids.
         kwargs.pop("tokenizer_backend", None)
         kwargs.pop("tokenized_requests", None)
@@ -266,9 +268,14 @@ class ServedAPI:
                 "seed": self._seed, "max_gen_toks": self._max_gen_toks}
 
     def cache_identity(self) -> str:
-        """Digest of `identity_fields()`: the startup hook gives each identity its own table in
-        lm-eval's request cache, so runs against two servers never share answers."""
+        """Digest of `identity_fields()`: each identity gets its own table in lm-eval's request
+        cache (`set_cache_hook`), so runs against two servers never share answers."""
         return identity_digest(self.model_name, self.identity_fields())
+
+    def set_cache_hook(self, cache_hook) -> None:
+        """Scope lm-eval's request cache to this identity (`trust.identity.scope_request_cache`)."""
+        super().set_cache_hook(cache_hook)
+        scope_request_cache(cache_hook, self.cache_identity())
 
     # -- one request ---------------------------------------------------------------------------
     def _payload(self, messages: list, generate: bool, gen_kwargs: dict | None, kwargs: dict) -> dict:

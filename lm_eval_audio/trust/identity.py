@@ -2,8 +2,9 @@
 
 lm-eval's request cache (`--use_cache PATH`) keys on request arguments only, so two runs that
 differ in `mode`, `peft`, `dtype`, `audio_control` or the checkpoint and share a cache path
-would return each other's answers. Our models expose `cache_identity()`; the startup hook
-(`_hook.py`) gives each identity its own table in the cache file.
+would return each other's answers. Our models expose `cache_identity()` and, when lm-eval's
+`CachingLM` hands them its cache hook, move the cache onto a table of their own in the cache
+file (`scope_request_cache`), so two identities never share an answer.
 
 What counts: every model arg the user passed or that has a default, except those listed in
 `NON_SCORING` (where the model runs and how requests are batched; batch effects are what
@@ -53,3 +54,33 @@ def identity_digest(model: str, fields: dict[str, Any]) -> str:
     """sha256 (hex, 32 characters) of the model name and its identity fields."""
     blob = json.dumps({"model": model, **fields}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32]
+
+
+CACHE_TABLE_PREFIX = "lm_eval_audio_"
+
+
+def scope_request_cache(cache_hook: Any, identity: str) -> None:
+    """Point lm-eval's request cache at a table of this identity's own in the same cache file.
+
+    `CachingLM` gives the model a `CacheHook` whose `dbdict` is the very `SqliteDict` that
+    `CachingLM` reads cached answers from; reopening that object on another table scopes both
+    the lookups and the writes. Without `--use_cache` the hook has no `dbdict` and nothing
+    changes. A cache of another kind cannot be scoped, and sharing it would hand one model
+    another's answers, so that raises.
+    """
+    db = getattr(cache_hook, "dbdict", None)
+    if db is None:
+        return
+    from sqlitedict import SqliteDict
+
+    table = f"{CACHE_TABLE_PREFIX}{identity}"
+    if not isinstance(db, SqliteDict) or not getattr(db, "filename", None):
+        raise RuntimeError(
+            f"lm-eval's request cache is a {type(db).__name__}, not the SqliteDict file lm-eval-audio knows how "
+            "to scope by model identity: its cached answers could belong to another model. Run without --use_cache")
+    if db.tablename == table:
+        return
+    autocommit = db.autocommit
+    db.close()
+    # The same object, reopened: CachingLM holds a reference to it, not to a table name.
+    SqliteDict.__init__(db, db.filename, tablename=table, autocommit=autocommit)

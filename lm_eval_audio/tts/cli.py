@@ -100,7 +100,10 @@ def run(args: argparse.Namespace) -> int:
     config = tts_config(args, check=args.check)
     metadata = {"mmlu_path": args.mmlu_path} if args.mmlu_path else {}
     # Indexing lm-eval's thousands of built-in YAMLs costs tens of seconds and none of them is
-    # spoken; the startup hook adds this package's tasks/ folder to every TaskManager.
-    manager = TaskManager(include_path=args.include_path, include_defaults=False, metadata=metadata)
+    # spoken: this package's tasks/ folder, then the user's.
+    from lm_eval_audio.files import tasks_dir
+
+    paths = [str(tasks_dir())] + ([args.include_path] if args.include_path else [])
+    manager = TaskManager(include_path=paths, include_defaults=False, metadata=metadata)
     tasks = list(manager.load(args.task)["tasks"].values())
     return synthesise(tasks, config, limit=args.limit)

@@ -63,8 +63,11 @@ def plan(names: list[str], output: Path, *, include_path: str | None = None, **o
 
     from lm_eval_audio.twin.configs import UnknownName, plan_twins
 
+    from lm_eval_audio.files import tasks_dir
+
+    ours_first = [str(tasks_dir())] + ([include_path] if include_path else [])
     try:
-        manager = TaskManager(include_path=include_path, include_defaults=False)
+        manager = TaskManager(include_path=ours_first, include_defaults=False)
         return plan_twins(names, manager.task_index, output=output, **options)
     except UnknownName as e:
         logger.info("%s; indexing lm-eval's built-in tasks", e)

@@ -126,7 +126,7 @@ def for_task(task) -> tuple[Callable[[dict], list[dict]], dict]:
         path = get_synthesizer().clip(text, name=where, hint=hint)
         return [{**audio_ref(path), TRANSCRIPT: text}]
 
-    # Few-shot examples stay text: only the scored document is spoken (see the hook's check).
+    # Few-shot examples stay text by design: only the scored document is spoken (no refusal here).
     doc_to_audio.text_fewshot = True
     protocol = {"source": _source(config), "tts": synth.describe(), METADATA_KEY: spec.as_dict()}
     return doc_to_audio, protocol

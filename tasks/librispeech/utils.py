@@ -5,6 +5,11 @@ from __future__ import annotations
 import re
 
 from lm_eval_audio.data.librispeech import load_librispeech
+from lm_eval_audio.data.task_audio import refuses_fewshot
+from lm_eval_audio.registration import register_components
+
+# Our filters and metrics join lm-eval's registries when one of our tasks loads, not before.
+register_components()
 
 # "The original content of this audio is: '...'", "Transcription: ...", "Sure, here is the transcript: ..."
 _PREAMBLE = re.compile(
@@ -20,6 +25,7 @@ def load_dataset(split: str, librispeech_dir: str | None = None, limit: int | No
     return load_librispeech(split, librispeech_dir=librispeech_dir, limit=limit)
 
 
+@refuses_fewshot
 def doc_to_audio(doc: dict) -> list[dict]:
     """One clip per utterance, as a file reference the model decodes when its batch runs."""
     return [doc["audio"]]

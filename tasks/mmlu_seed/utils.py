@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from lm_eval_audio.data.seed_mmlu import backbone_text, item_text, load_for_task, seed_position, spoken_text
+from lm_eval_audio.data.task_audio import refuses_fewshot
+from lm_eval_audio.registration import register_components
+
+# Our filters and metrics join lm-eval's registries when one of our tasks loads, not before.
+register_components()
 
 
 def load_dataset(**kwargs):
@@ -10,6 +15,7 @@ def load_dataset(**kwargs):
     return load_for_task(**kwargs)
 
 
+@refuses_fewshot
 def doc_to_audio(doc: dict) -> list[dict]:
     """The clip speaking the seed's text of this item (a lazy reference, not samples); from a
     folder of pre-made clips, `question_{i}` by the seed's position, as the seed named them."""

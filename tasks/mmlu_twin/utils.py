@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from lm_eval_audio.data.mmlu import load_for_task, text_prompt
+from lm_eval_audio.registration import register_components
+
+# Our filters and metrics join lm-eval's registries when one of our tasks loads, not before.
+register_components()
 
 
 def load_dataset(**kwargs):

@@ -2,6 +2,11 @@
 
 from lm_eval_audio.data import timbre
 from lm_eval_audio.filters.label import INVALID
+from lm_eval_audio.data.task_audio import refuses_fewshot
+from lm_eval_audio.registration import register_components
+
+# Our filters and metrics join lm-eval's registries when one of our tasks loads, not before.
+register_components()
 
 
 def load_synth(**_metadata):
@@ -22,6 +27,7 @@ def load_seed(split="train", limit=None, timbre_range_dir=None, timbre_range_sou
                                   timbre_range_source=timbre_range_source)
 
 
+@refuses_fewshot
 def doc_to_audio(doc):
     """One clip per doc, as a file reference the model decodes when its batch runs."""
     return [doc["audio"]]
