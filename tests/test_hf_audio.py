@@ -11,6 +11,7 @@ from audio_requests import clip as _clip
 from audio_requests import gen as _gen
 from audio_requests import ll as _ll
 
+from lm_eval_audio.models.audio_inputs import OwnLengthAudio
 from lm_eval_audio.models.hf_audio import HFAudioLM
 from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
 
@@ -63,12 +64,19 @@ def test_loglikelihood_equals_naive_forward(tiny_model_dir, hf, kv_reuse):
         assert logprob == pytest.approx(_naive(lm, req), abs=1e-4), req.args[:2]
 
 
-def test_parity_with_qwen2audio(hf, qwen):
-    """Same checkpoint: the processor-driven layer and the own-length specialisation agree."""
+def test_parity_with_qwen2audio(tiny_model_dir, hf, qwen):
+    """qwen2audio is hf-audio by another name: one path, the own-length encoder in both, the same
+    scores and transcripts; the stock 30 s window (encoder_own_length=False) agrees to 1e-4."""
+    assert isinstance(hf.audio, OwnLengthAudio) and isinstance(qwen.audio, OwnLengthAudio)
+    assert hf.encoder_own_length and qwen.encoder_own_length
     requests = _requests()
     ours, theirs = qwen.loglikelihood(requests, disable_tqdm=True), hf.loglikelihood(requests, disable_tqdm=True)
-    np.testing.assert_allclose([r[0] for r in ours], [r[0] for r in theirs], atol=1e-4)
-    assert [r[1] for r in ours] == [r[1] for r in theirs]
+    assert ours == theirs
+    stock = HFAudioLM(pretrained=str(tiny_model_dir), batch_size=4, encoder_own_length=False)
+    assert not stock.encoder_own_length and stock.cache_identity() != hf.cache_identity()
+    window = stock.loglikelihood(requests, disable_tqdm=True)
+    np.testing.assert_allclose([r[0] for r in window], [r[0] for r in theirs], atol=1e-4)
+    assert [r[1] for r in window] == [r[1] for r in theirs]
     gen = [_gen(f"Transcribe clip {i}:", [_clip(s, i)], doc_id=i) for i, s in enumerate([1.0, 4.0, 9.5, 2.5])]
     gen += [_gen("Text only:", doc_id=30)]
     assert qwen.generate_until(gen, disable_tqdm=True) == hf.generate_until(gen, disable_tqdm=True)

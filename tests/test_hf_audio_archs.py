@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from arch_cases import RUNNABLE, naive_logprob
+from arch_cases import RUNNABLE, naive_logprob, processor_inputs
 from audio_requests import LETTERS
 from audio_requests import clip as _clip
 from audio_requests import gen as _gen
@@ -16,6 +16,7 @@ from lm_eval.api.model import CachingLM
 
 from lm_eval_audio.arch.facts import facts
 from lm_eval_audio.audio import wav_base64
+from lm_eval_audio.models.audio_inputs import OwnLengthAudio, processor_features
 from lm_eval_audio.models.hf_audio import HFAudioLM
 
 CLIPS = [_clip(2.0, 1), _clip(5.5, 2), _clip(11.0, 3)]
@@ -66,12 +67,43 @@ def test_kv_reuse_gives_the_whole_rows_scores(arch, lms, arch_checkpoint):
 
 
 @pytest.mark.parametrize("arch", RUNNABLE)
-def test_generation_identical_at_batch_1_and_4(arch, arch_checkpoint, lms):
+def test_generation_identical_at_batch_1_and_8(arch, arch_checkpoint):
+    # clips of different lengths: a batch pads their prompts (and, without an own-length encoder,
+    # may pad their audio) to the longest; none of it may change a transcript
     requests = [_gen(f"Transcribe clip {i}:", [_clip(s, i)], doc_id=i, max_gen_toks=6)
-                for i, s in enumerate([1.0, 2.5, 4.0, 6.0, 3.0])]
-    one = HFAudioLM(pretrained=str(arch_checkpoint(arch)), batch_size=1).generate_until(requests, disable_tqdm=True)
-    four = HFAudioLM(pretrained=str(arch_checkpoint(arch)), batch_size=4).generate_until(requests, disable_tqdm=True)
-    assert one == four
+                for i, s in enumerate([1.0, 2.5, 4.0, 6.0, 3.0, 0.7, 5.0, 1.8])]
+    lm = HFAudioLM(pretrained=str(arch_checkpoint(arch)), batch_size=1)
+    one = lm.generate_until(requests, disable_tqdm=True)
+    lm.batch_size_per_gpu = 8
+    assert lm.generate_until(requests, disable_tqdm=True) == one
+
+
+@pytest.mark.parametrize("arch", [a for a in RUNNABLE if facts(a).own_length_encoder])
+def test_own_length_encoder_equals_the_models_own_audio_path(arch, lms):
+    """The embeddings that the language model gets, from the own-length encoder and from the
+    model's own forward on the processor's 30 s windows, agree at every position to 1e-4."""
+    lm = lms(arch)
+    assert lm.encoder_own_length and isinstance(lm.audio, OwnLengthAudio)
+    seconds = [0.7, 2.0, 11.0] + ([35.0] if (lm.max_audio_seconds or 0) > 30 else [])  # 35 s: two windows
+    decoder = lm.core.model.language_model
+    for i, s in enumerate(seconds):
+        array = _clip(s, 80 + i)["array"]
+        inputs = processor_inputs(lm, " Q:", [array])
+        seen = {}
+        hook = decoder.register_forward_pre_hook(lambda m, a, kw: seen.update(kw), with_kwargs=True)
+        try:
+            with torch.no_grad():
+                lm.core(**inputs)
+        finally:
+            hook.remove()
+        features, count = processor_features(lm.processor, lm.fmt.placeholder, array, lm.sampling_rate,
+                                              own_length=True)
+        assert s > 30 or features.input_features.shape[-1] < 3000, (arch, s)  # the cost follows the clip
+        with torch.no_grad():
+            audio = lm.audio.encode(["clip"], {"clip": array})
+            ours = audio.embed(inputs["input_ids"])
+        assert audio.counts == [count], (arch, s)
+        torch.testing.assert_close(ours, seen["inputs_embeds"], atol=1e-4, rtol=0, msg=f"{arch}, {s} s")
 
 
 @pytest.mark.parametrize("arch", RUNNABLE)

@@ -62,20 +62,32 @@ class ArchFacts:
     # chats are rendered to ids by the backend, control tokens travel as id markers in the prompt
     # text, and each clip's audio tensors and positions come from the backend's own chat encoding.
     prompt_route: str = "text"
+    # The encoder that runs on each clip's own length instead of the stock 30 s window, with the
+    # stock outputs (`arch/encoder.py`, parity tested per architecture); "": the processor's
+    # features go to the model's own forward. Declared only where the stock path pads to a fixed
+    # window that the encoder masks; the table says why for the others.
+    own_length_encoder: str = ""
 
 
 _TORCHVISION = "its processor always holds a torchvision-backend image or video processor"
 
 ARCHS: dict[str, ArchFacts] = {
-    "qwen2_audio": ArchFacts("qwen2_audio"),
+    "qwen2_audio": ArchFacts("qwen2_audio", own_length_encoder="whisper_pooled"),
     # Not in AutoModelForMultimodalLM's mapping (5.24/5.25 register it for seq2seq LM and pretraining).
-    "audioflamingo3": ArchFacts("audioflamingo3", auto_class="AutoModelForSeq2SeqLM"),
+    # Its encoder is Qwen2-Audio's (it masks padded keys itself); a clip is 30 s windows, the last padded.
+    "audioflamingo3": ArchFacts("audioflamingo3", auto_class="AutoModelForSeq2SeqLM",
+                                own_length_encoder="whisper_pooled"),
     # The loaded Omni model has no forward of its own: its thinker runs. Its mrope keeps rope deltas
     # as model state and wants 3-D positions, which a continuation on the cache does not get.
+    # No own-length encoder needed (both Omni towers): the thinker packs each clip's valid frames
+    # (feature_attention_mask) before its audio tower, whose cost already follows the clip.
     "qwen2_5_omni": ArchFacts("qwen2_5_omni", requires=("torchvision",), requires_why=_TORCHVISION,
                               kv_reuse=False, forward_module="thinker"),
     "qwen3_omni_moe": ArchFacts("qwen3_omni_moe", requires=("torchvision",), requires_why=_TORCHVISION,
                                 kv_reuse=False, forward_module="thinker"),
+    # No own-length encoder for Granite Speech, Phi-4-multimodal, Gemma 3n and Gemma 4: their audio
+    # towers are not the Whisper-style 30 s-window encoder that `arch/encoder.py` runs (Conformer-type
+    # encoders of their own, on features that their processors pad to the batch, not to a window).
     "granite_speech": ArchFacts("granite_speech", requires=("torchaudio",),
                                 requires_why="its feature extractor computes log-mels with torchaudio",
                                 audio_padding_exact=False),
@@ -86,12 +98,20 @@ ARCHS: dict[str, ArchFacts] = {
     "gemma3n": ArchFacts("gemma3n", requires=("timm",),
                          requires_why="the model always builds its vision tower as a timm model",
                          audio_padding_exact=False),
+    # No own-length encoder: its Whisper encoder takes no attention mask, so the 30 s window's padding
+    # is attended to and a shorter window would change every output.
     "voxtral": ArchFacts("voxtral", requires=("mistral_common",),
                          requires_why="its tokenizer is mistral-common's Tekken (MistralCommonBackend)",
                          prompt_route="control_ids"),
+    # No own-length encoder: its encoder has no attention mask, so the padding of the processor's
+    # window is attended to and a shorter window would change every output.
     "glmasr": ArchFacts("glmasr"),
     # Like Audio Flamingo 3, not in AutoModelForMultimodalLM's mapping (seq2seq LM and pretraining only).
-    "musicflamingo": ArchFacts("musicflamingo", auto_class="AutoModelForSeq2SeqLM"),
+    # Audio Flamingo 3's encoder, then a rotary time embedding of each window's index and position.
+    "musicflamingo": ArchFacts("musicflamingo", auto_class="AutoModelForSeq2SeqLM",
+                               own_length_encoder="whisper_pooled_time"),
+    # No own-length encoder needed: the processor pads to the batch's longest clip, not 30 s, and the
+    # encoder runs its layers on the valid positions only (packed, windowed attention).
     "qwen3_asr": ArchFacts("qwen3_asr"),
     "gemma4": ArchFacts("gemma4", requires=("torchvision",), requires_why=_TORCHVISION),
 }

@@ -8,6 +8,7 @@ is read from the checkpoint's processor at load time. From the table:
   explicit positions). Where it cannot, or the table has not measured it, continuations run
   whole (context + continuation).
 - the loading class (Audio Flamingo 3 is not in `AutoModelForMultimodalLM`'s mapping in 5.24);
+- the own-length audio encoder, where the architecture has one (`arch/encoder.py`);
 - the submodule forward and generate run on (an Omni model's thinker), and where the chat
   template comes from (the tokenizer's, where the processor loses its own on load);
 - architectures refused by name, or that need a package that does not import here, get an
@@ -35,6 +36,12 @@ def audio_padding_exact(model_type: str) -> bool:
     """Whether clips of different lengths may share a forward without changing each other's outputs."""
     facts = ARCHS.get(model_type)
     return facts is None or facts.audio_padding_exact
+
+
+def own_length_encoder(model_type: str) -> str:
+    """The architecture's own-length audio encoder (`arch/encoder.py`), or "" where it has none."""
+    facts = ARCHS.get(model_type)
+    return facts.own_length_encoder if facts is not None else ""
 
 
 def forward_module(model_type: str) -> str:

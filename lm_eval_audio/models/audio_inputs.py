@@ -4,7 +4,9 @@ Two encoders give the same interface (`encode(keys, arrays) -> BatchAudio`):
 
 - `ProcessorAudio` (any architecture): the model's own processor computes the audio tensors
   and how many placeholder positions each clip takes; the model merges audio itself.
-- `qwen2audio`'s own-length encoder (`models/qwen2audio.py`) returns input embeddings instead.
+- `OwnLengthAudio` (architectures whose facts declare an own-length encoder): the processor's
+  features of each distinct clip on its own length, the encoder run on them (`arch/encoder.py`),
+  and input embeddings with the clip's projected features at its placeholder positions.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from lm_eval_audio.arch.encoder import AudioFeatures, encode_audio, own_length_samples
 from lm_eval_audio.audio import decode_audio, limit_length, wav_base64
 from lm_eval_audio.arch.prompts import PromptFormat
 
@@ -106,6 +109,70 @@ class ProcessorAudio:
             tensors[name] = value.to(self.dtype) if value.is_floating_point() else value
         self.calls += len(keys)
         return BatchAudio(counts=[int(c) for c in counts], tensors=tensors)
+
+
+# The processors' names for the mask of valid mel frames (Qwen2-Audio; Audio/Music Flamingo).
+_FRAME_MASKS = ("feature_attention_mask", "input_features_mask")
+
+
+def processor_features(processor, placeholder: str, array: np.ndarray, sampling_rate: int, *,
+                       own_length: bool) -> tuple[AudioFeatures, int]:
+    """One clip's log-mel features as the model's processor computes them (one row per 30 s window)
+    and its number of placeholder positions; with `own_length`, padded to the clip's own length
+    (`own_length_samples`) instead of the window, which leaves every frame the encoder reads as is."""
+    audio_kwargs = {}
+    if own_length:
+        audio_kwargs["max_length"] = own_length_samples(len(array), processor.feature_extractor)
+    out = processor(text=[placeholder], audio=[array], sampling_rate=sampling_rate, return_tensors="pt",
+                    audio_kwargs=audio_kwargs)
+    mask = next((out[k] for k in _FRAME_MASKS if k in out), None)
+    if mask is None:
+        raise ValueError(f"{type(processor).__name__} returns no mask of valid mel frames "
+                         f"(looked for {', '.join(_FRAME_MASKS)}); its own-length encoder cannot run")
+    count = int((out["input_ids"] == processor.tokenizer.convert_tokens_to_ids(placeholder)).sum())
+    valid = [int(v) for v in mask.sum(-1).tolist()]
+    return AudioFeatures(input_features=out["input_features"], valid_frames=valid), count
+
+
+class OwnLengthAudio:
+    """Each distinct clip of a batch encoded once, on its own length (`arch/encoder.py`), alone:
+    a batch's clips never pad each other, so the encoder's cost per clip does not grow with the
+    batch. Returns input embeddings: the rows' ids embedded, projected audio at the placeholders."""
+
+    def __init__(self, model, processor, fmt: PromptFormat, sampling_rate: int, kind: str,
+                 own_length: bool = True) -> None:
+        self.model = model
+        self.processor = processor
+        self.fmt = fmt
+        self.placeholder_id = fmt.placeholder_id
+        self.sampling_rate = sampling_rate
+        self.kind = kind
+        self.own_length = own_length  # False: the stock 30 s window (same outputs; the benchmark compares)
+        self.calls = 0  # distinct clips encoded
+
+    def encode(self, keys: list[str], arrays: dict[str, np.ndarray]) -> BatchAudio:
+        """Encode each distinct clip among `keys` once; embeddings for rows in `keys` order."""
+        encoded = {k: self._encode_one(k, arrays[k]) for k in dict.fromkeys(keys)}
+        self.calls += len(encoded)
+        if not keys:
+            return BatchAudio(counts=[], embed=self.model.get_input_embeddings())
+        feats = torch.cat([encoded[k] for k in keys])
+
+        def embed(ids: torch.Tensor) -> torch.Tensor:
+            e = self.model.get_input_embeddings()(ids)
+            return e.masked_scatter((ids == self.placeholder_id)[..., None], feats.to(e.device, e.dtype))
+
+        return BatchAudio(counts=[encoded[k].shape[0] for k in keys], embed=embed)
+
+    def _encode_one(self, key: str, array: np.ndarray) -> torch.Tensor:
+        features, count = processor_features(self.processor, self.fmt.placeholder, array, self.sampling_rate,
+                                             own_length=self.own_length)
+        windows = encode_audio(self.model, features, own_length=self.own_length, kind=self.kind)
+        out = torch.cat(windows)
+        if out.shape[0] != count:
+            raise ValueError(f"clip {key}: the encoder gives {out.shape[0]} audio positions, the processor "
+                             f"expands its placeholder to {count}")
+        return out
 
 
 def max_seconds_of(processor) -> float | None:

@@ -5,7 +5,8 @@ text-only request (loglikelihood, rolling loglikelihood, generation) go through 
 code, its length handling included. Requests with audio go through one preparation
 (`requests.py`), one batching (`batching.py`), one scoring and one generation path
 (`forward.py`); the audio itself is decoded when its batch runs (`audio_inputs.py`) and
-encoded by the model's own processor, or by a specialisation's encoder (`qwen2audio.py`).
+encoded by the model's own processor and forward, or, where the facts table declares one for the
+architecture, by its encoder on each clip's own length (`arch/encoder.py`: same outputs).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from lm_eval_audio.trust.controls import DEFAULT_SEED
 from lm_eval_audio.trust.identity import checkpoint_fingerprint
 from lm_eval_audio.models import archs_support
 from lm_eval_audio.models.base import AudioModelSupport
-from lm_eval_audio.models.audio_inputs import ProcessorAudio, decode_clips, max_seconds_of, sampling_rate_of
+from lm_eval_audio.models.audio_inputs import (OwnLengthAudio, ProcessorAudio, decode_clips, max_seconds_of,
+                                               sampling_rate_of)
 from lm_eval_audio.models.batching import BatchSize, pack
 from lm_eval_audio.models.forward import _pad, generate_batch, score_groups
 from lm_eval_audio.models.requests import check_mode, prepare, request_clips, request_name
@@ -43,8 +45,10 @@ class HFAudioLM(AudioModelSupport, HFLM):
 
     model_args beyond HFLM's: `mode` (auto | text | audio), `max_audio_seconds` (default: the
     model's feature-extractor limit), `long_audio` (truncate | error), `kv_reuse` (default: per
-    architecture, `archs_support.py`), `audio_control` (none | silence | shuffle) and
-    `audio_control_seed` (`controls.py`), `verify_batch` (`verify.py`).
+    architecture, `archs_support.py`), `encoder_own_length` (default True: where the architecture
+    has an own-length encoder, run it on each clip's length instead of the 30 s window; same
+    outputs), `audio_control` (none | silence | shuffle) and `audio_control_seed` (`controls.py`),
+    `verify_batch` (`verify.py`).
     """
 
     AUTO_MODEL_CLASS = transformers.AutoModelForMultimodalLM
@@ -58,12 +62,12 @@ class HFAudioLM(AudioModelSupport, HFLM):
         max_audio_seconds: float | None = None,
         long_audio: str = "truncate",
         kv_reuse: bool | str | None = None,
+        encoder_own_length: bool | str = True,
         device: str = "auto",
         peft: str | None = None,
         audio_control: str = "none",
         audio_control_seed: int = DEFAULT_SEED,
         verify_batch: int = 0,
-        _extra_identity: dict | None = None,
         **kwargs: Any,
     ) -> None:
         name = self.NAME
@@ -77,7 +81,8 @@ class HFAudioLM(AudioModelSupport, HFLM):
         self._init_support(
             name, audio_control=audio_control, audio_control_seed=audio_control_seed, verify_batch=verify_batch,
             model_args=dict(pretrained=pretrained, mode=mode, max_audio_seconds=max_audio_seconds,
-                            long_audio=long_audio, kv_reuse=kv_reuse, peft=peft, **(_extra_identity or {}), **kwargs),
+                            long_audio=long_audio, kv_reuse=kv_reuse, peft=peft,
+                            encoder_own_length=encoder_own_length, **kwargs),
         )
         if isinstance(pretrained, str):
             # An instance attribute: HFLM loads with it; it depends on the checkpoint's architecture.
@@ -110,7 +115,8 @@ class HFAudioLM(AudioModelSupport, HFLM):
         self.kv_reuse = archs_support.kv_reuse(self.model_type) if kv_reuse is None else _as_bool(kv_reuse)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eot_token_id
         self.mode = mode
-        self.audio = self._make_audio_encoder()
+        self.own_length_encoder = archs_support.own_length_encoder(self.model_type)
+        self.audio = self._make_audio_encoder(_as_bool(encoder_own_length))
         self._truncated: set[str] = set()  # clips cut in this request call; the run's: `truncated_clips`
         self.dropped_text_docs = 0  # mode=audio: documents whose own text was dropped
         self.batching = BatchSize(self.batch_size_per_gpu, self.max_batch_size)
@@ -120,9 +126,25 @@ class HFAudioLM(AudioModelSupport, HFLM):
     def _check_architecture(self, model_type: str, pretrained: str) -> None:
         """Specialisations refuse checkpoints of other architectures here (hf-audio takes any)."""
 
-    def _make_audio_encoder(self):
-        """The object that turns a batch's clips into model inputs (`audio_inputs.py`)."""
+    def _make_audio_encoder(self, own_length: bool):
+        """The object that turns a batch's clips into model inputs (`audio_inputs.py`): the
+        architecture's own-length encoder where it has one, else the processor's tensors."""
+        if self.own_length_encoder:
+            return OwnLengthAudio(self.core, self.processor, self.fmt, self.sampling_rate, self.own_length_encoder,
+                                  own_length=own_length)
         return ProcessorAudio(self.processor, self.fmt, self.sampling_rate, self.device, self.core.dtype)
+
+    @property
+    def encoder_own_length(self) -> bool:
+        """Whether clips are encoded on their own length (False where the architecture has no
+        own-length encoder; settable where it has one: the benchmark compares both)."""
+        return bool(getattr(self.audio, "own_length", False))
+
+    @encoder_own_length.setter
+    def encoder_own_length(self, value: bool) -> None:
+        if not isinstance(self.audio, OwnLengthAudio):
+            raise ValueError(f"{self.NAME}: {self.model_type} has no own-length encoder (see arch/facts.py)")
+        self.audio.own_length = bool(value)
 
     @property
     def audio_encoder_calls(self) -> int:
@@ -363,6 +385,7 @@ class HFAudioLM(AudioModelSupport, HFLM):
         """HFLM's model facts plus mode, architecture, KV reuse, adapter and the protocol fields."""
         info = super().get_model_info()
         info.update(mode=self.mode, model_type=self.model_type, kv_reuse=self.kv_reuse, peft=self.peft,
+                    encoder_own_length=self.encoder_own_length,
                     max_audio_seconds=self.max_audio_seconds,
                     mode_audio_dropped_text_docs=self.dropped_text_docs, **self.protocol_info())
         return info
