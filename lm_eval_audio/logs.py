@@ -4,16 +4,16 @@
 same logger and message template) passes the first time and is counted after that; when the
 command ends each repeated one is logged again once with its count. Progress bars go to a
 terminal only: on a pipe or a file (CI, `2> log`) tqdm's carriage-return redraws are noise, so
-bars are turned off there (tqdm's own `TQDM_DISABLE`), and log lines never tear a bar apart
+bars are turned off there (`bars_on_terminals_only`), and log lines never tear a bar apart
 (`tqdm.contrib.logging.logging_redirect_tqdm`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import os
-import sys
+import warnings
 from collections import Counter
 from collections.abc import Iterator
 
@@ -48,6 +48,28 @@ class RepeatFilter(logging.Filter):
 
 
 @contextlib.contextmanager
+def bars_on_terminals_only() -> Iterator[None]:
+    """Within the block every tqdm bar follows tqdm's own `disable=None` rule: drawn on a terminal,
+    off on a pipe or a file. Libraries pass `disable=False` themselves (lm-eval, huggingface_hub),
+    which `TQDM_DISABLE` (read once, when tqdm is imported) cannot override."""
+    from tqdm import std
+
+    original = std.tqdm.__init__
+
+    @functools.wraps(original)
+    def init(self, *args, **kwargs):
+        if not kwargs.get("disable"):
+            kwargs["disable"] = None
+        original(self, *args, **kwargs)
+
+    std.tqdm.__init__ = init
+    try:
+        yield
+    finally:
+        std.tqdm.__init__ = original
+
+
+@contextlib.contextmanager
 def quiet_logs(*, muted: tuple[tuple[str, str], ...] = ()) -> Iterator[RepeatFilter]:
     """Within the block: repeated warnings once with a count (logged at the end), progress bars
     only on a terminal, logs written around the bars. `muted` holds (logger prefix, message part) pairs
@@ -60,12 +82,14 @@ def quiet_logs(*, muted: tuple[tuple[str, str], ...] = ()) -> Iterator[RepeatFil
         message = str(record.msg)
         return not any(record.name.startswith(name) and part in message for name, part in muted)
 
-    bars_off = not sys.stderr.isatty() and "TQDM_DISABLE" not in os.environ
-    if bars_off:
-        os.environ["TQDM_DISABLE"] = "1"
     try:
         # The redirect swaps the console handlers for tqdm's: the filters go on the swapped ones.
-        with logging_redirect_tqdm():
+        # Python warnings go through logging too (counted like the rest); libraries' deprecation
+        # notices about their own internals are nothing a user of the command can act on.
+        with bars_on_terminals_only(), logging_redirect_tqdm(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            logging.captureWarnings(True)
             handlers = list(logging.getLogger().handlers)
             for h in handlers:
                 h.addFilter(moot)
@@ -77,8 +101,7 @@ def quiet_logs(*, muted: tuple[tuple[str, str], ...] = ()) -> Iterator[RepeatFil
                     h.removeFilter(repeats)
                     h.removeFilter(moot)
     finally:
-        if bars_off:
-            os.environ.pop("TQDM_DISABLE", None)
+        logging.captureWarnings(False)
         for record, n in repeats.repeated():
             logging.getLogger(record.name).log(record.levelno, "%s (said %d times in all)",
                                                record.getMessage().splitlines()[0], n)

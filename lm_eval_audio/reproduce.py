@@ -492,11 +492,16 @@ def run(args: argparse.Namespace) -> int:
     runs folder with --no-report)."""
     from lm_eval_audio.logs import quiet_logs
 
+    lm_eval_logger = logging.getLogger("lm_eval")
+    level = lm_eval_logger.level
     if not getattr(args, "verbose", False):
         # lm-eval's own INFO lines describe its internals; its warnings still show.
-        logging.getLogger("lm_eval").setLevel(logging.WARNING)
-    with quiet_logs(muted=MOOT_WARNINGS):
-        summary = _run(args)
+        lm_eval_logger.setLevel(logging.WARNING)
+    try:
+        with quiet_logs(muted=MOOT_WARNINGS):
+            summary = _run(args)
+    finally:
+        lm_eval_logger.setLevel(level)
     print(summary)  # the command's output: the leaderboard and the files, after every log line
     return 0
 
@@ -504,8 +509,8 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> str:
     from lm_eval_audio.report.render import leaderboard_text
 
-    cfg = config_from_args(args)
     log_caches()
+    cfg = config_from_args(args)
     if args.preset == "archs":
         archs = [a.strip() for a in args.archs.split(",") if a.strip()] or None
         runs = reproduce_archs(cfg, args.output, archs, rerun=args.rerun, report=False)

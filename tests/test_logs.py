@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
-import os
+
+from tqdm import tqdm
 
 from lm_eval_audio.logs import quiet_logs
 
@@ -17,11 +19,11 @@ def test_repeated_warning_is_said_once_with_its_count(caplog):
                 logging.getLogger("lm_eval.api.task").warning(f"{task}: Custom kwargs can be passed to x")
             log.info("an info line")
             log.info("an info line")
-            assert os.environ.get("TQDM_DISABLE") == "1"  # a pipe, not a terminal: no bars
+            assert tqdm(range(3), disable=False).disable  # a pipe, not a terminal: no bars, whatever lm-eval asks
     lines = [r.getMessage() for r in caplog.records]
     assert lines.count("exact_match_answered: none of 200 items was answered (a)") == 1
     assert not any("(b)" in line or "(c)" in line for line in lines)
     assert "exact_match_answered: none of 200 items was answered (a) (said 3 times in all)" in lines
     assert not any("Custom kwargs" in line for line in lines)  # moot for the command: dropped
     assert lines.count("an info line") == 2  # below WARNING: every line, as logged
-    assert "TQDM_DISABLE" not in os.environ
+    assert not tqdm(range(3), disable=False, file=io.StringIO()).disable  # restored after the command

@@ -310,9 +310,10 @@ def _checks_text(checks: dict) -> str:
 
 
 def checks_rows(report: Report) -> Table:
-    """Per configuration: its protocol field by field, audio control, the batch self-check, tasks."""
+    """Per configuration: its protocol field by field, audio control and the batch self-check (its
+    tasks are in the results table)."""
     header = ["configuration", "chat template", "system instruction", "few-shot", "TTS", "audio control",
-              "verify_batch (batch self-check)", "tasks"]
+              "verify_batch (batch self-check)"]
     by_config: dict[ModelConfig, list] = {}
     for run in report.runs:
         by_config.setdefault(run.model_config, []).append(run)
@@ -321,12 +322,11 @@ def checks_rows(report: Report) -> Table:
     for config in sorted(by_config, key=lambda c: c.sort_key):
         runs, p = by_config[config], config.protocol
         shots = "/".join(str(s) for s in p.fewshot) + (" (multiturn)" if p.fewshot_as_multiturn else "")
-        tts = ", ".join(f"{k.split('.')[-1]} {v}" for k, v in p.tts) or "-"
+        tts = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in p.tts) or "-"
         body.append([names[config], f"applied (sha {p.chat_template[:6]})" if p.chat_template else "none",
                      f"sha {p.system_instruction[:6]}" if p.system_instruction else "none", shots, tts,
                      config.control or "none (real audio)",
-                     "; ".join(_checks_text(r.checks) for r in runs),
-                     ", ".join(sorted({t for r in runs for t in r.tasks}))])
+                     "; ".join(dict.fromkeys(_checks_text(r.checks) for r in runs))])
     return header, body
 
 

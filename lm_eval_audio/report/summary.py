@@ -41,8 +41,9 @@ def terminal_table(header: list[str], body: list[list[str]], width: int = WIDTH)
     header = [SHORT_HEADERS.get(h, h) for h in header]
     rows = [[_cell(v) for v in r] for r in body]
     widths = _widths(header, rows, width, chrome=3 * len(header) + 1)
-    return tabulate(rows, headers=header, tablefmt="simple_grid", maxcolwidths=widths, maxheadercolwidths=widths,
-                    disable_numparse=True)
+    # tabulate pads a header by 2 beyond its text (MIN_PADDING): wrap headers that much narrower.
+    return tabulate(rows, headers=header, tablefmt="simple_grid", maxcolwidths=widths,
+                    maxheadercolwidths=[max(4, w - 2) for w in widths], disable_numparse=True)
 
 
 def markdown_tables(header: list[str], body: list[list[str]], width: int = WIDTH) -> str:
