@@ -114,18 +114,27 @@ def _check_what_the_user_sees(proc, rows: list[dict], whisper: bool) -> None:
     assert out[0] == "Leaderboard" and out[-1].endswith("report.html")
     assert all(len(line) <= 120 for line in out[:-2]), max(out[:-2], key=len)
     table = "\n".join(out[:-2])
-    # Cells wrap inside the box: the numbers are whole tokens, the names may span lines.
-    flat = " ".join(re.sub(r"[│┌┐└┘├┤┬┴┼─]", " ", table).split())
-    assert "Qwen2-Audio tiny (random)" in flat and "Qwen2 tiny (random)" in flat
+    # Cells wrap onto several lines inside the box: read each row's cells back whole.
+    cells, block = [], []
+    for line in out[1:-2]:
+        if line.startswith("│"):
+            block.append([c.strip() for c in line.strip("│").split("│")])
+        elif block:
+            cells.append([" ".join(filter(None, col)) for col in zip(*block)])
+            block = []
+    models = [row[0] for row in cells[1:]]  # the first block is the header
+    assert models[:2] == ["Qwen2 tiny (random)", "Qwen2-Audio tiny (random) · chat template"], models
+    assert "Qwen2-Audio tiny (random) · no chat template" in models
     shown = {
         ("mmlu_seed_backbone", "exact_match", "choice"), ("mmlu_seed", "exact_match", "choice"),
         ("spoken_mmlu_seed", "exact_match", "choice"), ("asr_synth", "wer", "none")}
     values = [float(r["value"]) for r in rows if (r["task"], r["metric"], r["filter"]) in shown]
     assert len(values) == 4 + whisper
+    shown_text = " ".join(c for row in cells for c in row)
     for v in values:
-        assert f"{v:.3f}" in table, (v, table)
+        assert f"{v:.3f}" in shown_text, (v, table)
     if whisper:
-        assert "Whisper tiny.en (CTranslate2)" in flat
+        assert models[-1] == "Whisper tiny.en (CTranslate2)", models
     assert "{'loss'" not in proc.stdout + proc.stderr and "'train_runtime'" not in proc.stdout + proc.stderr
 
     err = proc.stderr.splitlines()
