@@ -59,11 +59,11 @@ SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "sh
 
 
 # -- inputs -------------------------------------------------------------------------------------
-def mmlu_docs(n: int, mmlu_dir: Path) -> list[dict]:
-    """`n` items spread evenly over the seed study's 501 MMLU items (selected from `mmlu_dir`)."""
+def mmlu_docs(n: int) -> list[dict]:
+    """`n` items spread evenly over the seed study's 501 MMLU items (shipped with the package)."""
     from lm_eval_audio.data.seed_mmlu import seed_items
 
-    subset = seed_items(mmlu_dir)
+    subset = seed_items()
     picks = np.linspace(0, len(subset) - 1, n).round().astype(int).tolist()
     return [subset[i] for i in picks]
 
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (model_dir / "config.json").is_file():
             build_tiny_model(model_dir, size=args.size)
 
-        docs = mmlu_docs(max(args.items, args.tts_texts), SHARED_DATA / "mmlu")
+        docs = mmlu_docs(max(args.items, args.tts_texts))
         try:
             mc_clips, report["mc_source"] = spoken_mmlu_clips(docs[: args.items], work / "tts-mc")
         except (ImportError, OSError, RuntimeError) as e:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
@@ -32,6 +33,7 @@ from finetune.collate import AudioSFTCollator
 from finetune.config import LM_TARGETS, FinetuneConfig, save_config
 from finetune.data import Example, load_examples
 from finetune.modeling import AudioLMForTraining, apply_lora, load_base, load_processor
+from finetune.progress import LoggedProgress
 
 logger = logging.getLogger(__name__)
 
@@ -276,6 +278,10 @@ def train(config: FinetuneConfig) -> RunResult:
     )
     if t.adapter_snapshots:
         trainer.add_callback(AdapterSnapshots(trainer, t.adapter_snapshots))
+    # Logs go through logging and one labelled bar, not printed dicts (transformers' default).
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(LoggedProgress(f"training adapter on {config.data.task or 'the training set'}"))
     if resume:
         logger.info("resuming from %s", resume)
     started = time.perf_counter()

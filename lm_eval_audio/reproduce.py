@@ -251,24 +251,49 @@ def run_all(experiments: list[Experiment], cfg: SeedConfig, out: Path, *, rerun:
             desc: str) -> Path:
     """Run `experiments` into `out`/runs (those with results already are skipped unless `rerun`),
     then write the report to `out`/report; returns its HTML page (or the runs folder)."""
-    from tqdm import tqdm
-
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    for exp in tqdm(experiments, desc=desc, unit="experiment"):
+    # One progress display at a time: lm-eval's bar of the running experiment; the experiments
+    # themselves are counted in the log.
+    for i, exp in enumerate(experiments, 1):
         folder = runs / exp.name
         if not rerun and any(folder.rglob("results_*.json")):
-            logger.info("%s: results already in %s; skipping (--rerun to run again)", exp.name, folder)
+            logger.info("%s %d/%d, %s: results already in %s; skipping (--rerun to run again)", desc, i,
+                        len(experiments), exp.name, folder)
             continue
-        logger.info("%s: %s (%s %s on %s)", exp.name, exp.description, exp.model, exp.model_args_string,
-                    ",".join(exp.tasks))
+        logger.info("%s %d/%d, %s: %s, %s on %s", desc, i, len(experiments), exp.name, exp.description,
+                    exp.model, ", ".join(exp.tasks))
+        logger.debug("%s model_args: %s", exp.name, exp.model_args_string)
+        _say_speech(exp, cfg)
         run_experiment(exp, folder, cfg)
     if not report:
         return runs
+    return write_study_report(out)[1].html
+
+
+# Tasks whose clips are spoken by the TTS backend (the others read or generate their audio).
+SYNTHESISED_TASKS = ("asr_synth",)
+
+
+def _say_speech(exp: Experiment, cfg: SeedConfig) -> None:
+    """Say that speech is synthesised, with what and where: it happens while lm-eval builds the
+    requests (its 'Building contexts' stage), the slow part of a cold run, and is cached."""
+    from lm_eval_audio.tts.config import default_cache_dir
+
+    spoken = [t for t in exp.tasks if t in cfg.mmlu_spoken_tasks or t in SYNTHESISED_TASKS]
+    backend = cfg.tts_backend or os.environ.get("LM_EVAL_AUDIO_TTS_BACKEND") or "the environment's TTS backend"
+    if spoken and backend != "clips":
+        logger.info("%s: speaking the items of %s with %s while lm-eval builds the requests (each clip "
+                    "cached in %s, made once)", exp.name, ", ".join(spoken), "espeak-ng" if backend == "espeak"
+                    else backend, default_cache_dir())
+
+
+def write_study_report(out: Path):
+    """The report of `out`/runs, written to `out`/report: (the report, the files written)."""
     from lm_eval_audio.report import build_report, write_report
 
-    outputs = write_report(build_report([runs]), out / "report")
-    return outputs.html
+    report = build_report([Path(out) / "runs"])
+    return report, write_report(report, Path(out) / "report")
 
 
 def demo_config(output: str | Path, **overrides: Any) -> SeedConfig:
@@ -276,7 +301,8 @@ def demo_config(output: str | Path, **overrides: Any) -> SeedConfig:
     from lm_eval_audio.tiny.qwen2_audio import build_text_backbone, build_tiny_model
 
     models = Path(output) / "models"
-    audio_llm, backbone = models / "qwen2audio-tiny", models / "backbone-tiny"
+    # Folders named as the report names its rows (it reads a local model's name off its folder).
+    audio_llm, backbone = models / "Qwen2-Audio tiny (random)", models / "Qwen2 tiny (random)"
     if not (audio_llm / "config.json").is_file():
         build_tiny_model(audio_llm)
     if not (backbone / "config.json").is_file():
@@ -450,13 +476,49 @@ def config_from_args(args: argparse.Namespace) -> SeedConfig:
     return SeedConfig(**given, metadata=metadata, skip=skip)
 
 
+# lm-eval warns, per task, that a custom dataset takes `--metadata`: reproduce passes it itself.
+MOOT_WARNINGS = (("lm_eval", "Custom kwargs can be passed to `--metadata`"),)
+
+
+def log_caches() -> None:
+    """Where generated files go, said once at the start (the README says how to clear them)."""
+    from lm_eval_audio.files import cache_root
+    from lm_eval_audio.tts.config import default_cache_dir
+
+    logger.info("caches: generated audio in %s, synthesised speech in %s (delete them to start afresh; "
+                "LM_EVAL_AUDIO_CACHE and LM_EVAL_AUDIO_TTS_CACHE move them)", cache_root(), default_cache_dir())
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the study; prints the report's HTML path (or the runs folder with --no-report)."""
+    """Run the study; prints the leaderboard and the report's files, its HTML page last (or the
+    runs folder with --no-report)."""
+    from lm_eval_audio.logs import quiet_logs
+
+    lm_eval_logger = logging.getLogger("lm_eval")
+    level = lm_eval_logger.level
+    if not getattr(args, "verbose", False):
+        # lm-eval's own INFO lines describe its internals; its warnings still show.
+        lm_eval_logger.setLevel(logging.WARNING)
+    try:
+        with quiet_logs(muted=MOOT_WARNINGS):
+            summary = _run(args)
+    finally:
+        lm_eval_logger.setLevel(level)
+    print(summary)  # the command's output: the leaderboard and the files, after every log line
+    return 0
+
+
+def _run(args: argparse.Namespace) -> str:
+    from lm_eval_audio.report.render import leaderboard_text
+
+    log_caches()
     cfg = config_from_args(args)
     if args.preset == "archs":
         archs = [a.strip() for a in args.archs.split(",") if a.strip()] or None
-        result = reproduce_archs(cfg, args.output, archs, rerun=args.rerun, report=not args.no_report)
+        runs = reproduce_archs(cfg, args.output, archs, rerun=args.rerun, report=False)
     else:
-        result = reproduce(cfg, args.output, rerun=args.rerun, report=not args.no_report)
-    print(result)
-    return 0
+        runs = reproduce(cfg, args.output, rerun=args.rerun, report=False)
+    if args.no_report:
+        return str(runs)
+    report, outputs = write_study_report(Path(args.output))
+    return leaderboard_text(report, outputs)

@@ -1,5 +1,5 @@
 """Shared fixtures. Everything is offline: tiny checkpoints are built here, data comes from
-../shared/data (tests that need it skip with the reason when it is absent)."""
+tests/data (small real files shipped with the repository, see its README)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +43,10 @@ def arch_checkpoint(tmp_path_factory, tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The team's shared offline data folder; skips when this machine does not have it."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA} (set LM_EVAL_AUDIO_SHARED_DATA)")
-    return SHARED_DATA
+def test_data() -> Path:
+    """The real data shipped in tests/data: an MMLU prefix copy with an index of the full test
+    split, LJ Speech clips, the seed protocol notes (`tools/make_test_data.py` builds it)."""
+    return TEST_DATA
 
 
 def offline_env(tmp_path: Path) -> dict:

@@ -13,9 +13,9 @@ from lm_eval_audio.audio import (
 )
 
 
-def test_stereo_44k_file_becomes_16k_mono(shared_data, tmp_path):
+def test_stereo_44k_file_becomes_16k_mono(test_data, tmp_path):
     # A 44.1 kHz stereo FLAC like the JFK clip, made from a real LJ Speech recording.
-    speech, sr = sf.read(str(next((shared_data / "speech" / "ljspeech" / "wavs").glob("*.flac"))))
+    speech, sr = sf.read(str(next((test_data / "speech" / "ljspeech" / "wavs").glob("*.flac"))))
     import soxr
 
     speech44 = soxr.resample(speech, sr, 44100)

@@ -14,9 +14,9 @@ import sys
 from conftest import REPO
 
 
-def test_quick_benchmark_facts(tiny_model_dir, shared_data, cli_env, tmp_path):
+def test_quick_benchmark_facts(tiny_model_dir, test_data, cli_env, tmp_path):
     out = tmp_path / "bench.json"
-    cli_env["LM_EVAL_AUDIO_SHARED_DATA"] = str(shared_data)
+    cli_env["LM_EVAL_AUDIO_SHARED_DATA"] = str(test_data)
     proc = subprocess.run(
         [sys.executable, "-m", "bench.throughput", "--quick", "--size", "tiny",
          "--model-dir", str(tiny_model_dir), "--json", str(out)],

@@ -78,10 +78,10 @@ def test_lm_eval_ls_lists_our_tasks_groups_and_tags(cli_env, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def audio_tasks(shared_data, tmp_path_factory) -> Path:
+def audio_tasks(test_data, tmp_path_factory) -> Path:
     """A multiple-choice and a generation task over real LJ Speech clips, defined in YAML."""
     folder = tmp_path_factory.mktemp("audio-tasks")
-    root = shared_data / "speech" / "ljspeech"
+    root = test_data / "speech" / "ljspeech"
     rows = []
     for line in (root / "transcripts.psv").read_text().splitlines():
         clip_id, text = line.split("|", 1)

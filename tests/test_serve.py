@@ -82,7 +82,7 @@ def asr_server(whisper_dir, tmp_path_factory):
 
 # -- runs ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def data_env(shared_data, ls_root, tmp_path_factory):  # noqa: F811
+def data_env(test_data, ls_root, tmp_path_factory):  # noqa: F811
     """Metadata for the tasks and the speech cache of spoken MMLU (synthesised once, espeak)."""
     old = {k: os.environ.get(k) for k in ("LM_EVAL_AUDIO_TTS_CACHE", "LM_EVAL_AUDIO_SYNTH")}
     os.environ["LM_EVAL_AUDIO_TTS_CACHE"] = str(tmp_path_factory.mktemp("tts"))

@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def mmlu_dir(shared_data) -> Path:
-    return shared_data / "mmlu"
+def mmlu_dir(test_data) -> Path:
+    return test_data / "mmlu"
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,32 @@ def manager(mmlu_dir):
     return TaskManager(include_defaults=False, include_path=str(tasks_dir()), metadata={"mmlu_path": str(mmlu_dir)})
 
 
-def test_local_csv_route_matches_cais_mmlu(mmlu_dir):
-    data = mmlu.load_mmlu("all", mmlu_dir)
-    assert len(data["test"]) == 14042 and len(data["dev"]) == 285
+def test_local_csv_route_matches_cais_mmlu(mmlu_dir, test_data):
+    """The CSV loader's rows are the full copy's (tests/data keeps every subject's first rows and
+    an index of the whole test split: ids, answers, content digests), and that copy is cais/mmlu's."""
+    import gzip
+    import sys
+
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        from make_test_data import row_digest
+    finally:
+        sys.path.pop(0)
+    with gzip.open(test_data / "mmlu_test_index.tsv.gz", "rt", encoding="utf-8") as fh:
+        index = [line.rstrip("\n").split("\t") for line in fh]
+    assert len(index) == 14042
     counts = {letter: 0 for letter in mmlu.LETTERS}
-    for a in data["test"]["answer"]:
-        counts[mmlu.LETTERS[a]] += 1
-    assert counts == {"A": 3222, "B": 3462, "C": 3582, "D": 3776}  # as in the data README
-    assert data["test"][0]["mmlu_id"] == "abstract_algebra/0"
+    for _, _, letter, _ in index:
+        counts[letter] += 1
+    assert counts == {"A": 3222, "B": 3462, "C": 3582, "D": 3776}  # as cais/mmlu's test split
+    by_id = {mmlu_id: (letter, digest) for mmlu_id, _, letter, digest in index}
+
+    data = mmlu.load_mmlu("all", mmlu_dir)
+    assert len(data["dev"]) == 285 and data["test"][0]["mmlu_id"] == "abstract_algebra/0"
+    assert len({r.split("/")[0] for r in data["test"]["mmlu_id"]}) == 57
+    for row in data["test"]:
+        assert by_id[row["mmlu_id"]] == (mmlu.LETTERS[row["answer"]],
+                                        row_digest(row["question"], row["choices"], row["answer"]))
     assert len(mmlu.load_mmlu("anatomy", mmlu_dir)["test"]) == 135
 
 

@@ -89,10 +89,10 @@ def test_killed_writer_leaves_no_valid_looking_clip(tmp_path):
     assert target.read_bytes() == b"done"
 
 
-def test_synth_cli_reports_made_reused_failed(tmp_path, shared_data, cli_env):
+def test_synth_cli_reports_made_reused_failed(tmp_path, cli_env):
     env = dict(cli_env, LM_EVAL_AUDIO_TTS_CACHE=str(tmp_path / "cache"))
     cmd = [sys.executable, "-m", "lm_eval_audio.cli", "synth", "--task", "spoken_mmlu_seed", "--backend", "espeak",
-           "--limit", "3", "--mmlu-path", str(shared_data / "mmlu")]
+           "--limit", "3"]
     first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "made 3, reused 0, failed 0" in first.stderr + first.stdout

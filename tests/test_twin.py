@@ -407,13 +407,13 @@ def test_what_cannot_be_spoken_is_refused_by_name(src, twins, tmp_path, env, cap
     assert "q_qa_mc doc 0" in caplog.text and "'query' field" in caplog.text
 
 
-def test_mmlu_loader_task_twin_offline(shared_data, tmp_path, env):
+def test_mmlu_loader_task_twin_offline(test_data, tmp_path, env):
     from lm_eval.tasks import TaskManager
 
     from lm_eval_audio.data.mmlu import text_prompt
 
     env["mp"].setenv("LM_EVAL_AUDIO_SYNTH", "1")
-    mmlu = str(shared_data / "mmlu")
+    mmlu = str(test_data / "mmlu")
     out = tmp_path / "twins"
     assert speak("mmlu_twin_anatomy", "--output", str(out), "--metadata", json.dumps({"mmlu_path": mmlu}),
                  "--limit", "2") == 0

@@ -32,9 +32,9 @@ def tiny_whisper(tiny_whisper_dir) -> WhisperLM:
 
 
 @pytest.fixture(scope="module")
-def lj(shared_data) -> list[tuple[Path, str]]:
-    """(clip, transcript) pairs of the shared LJ Speech sample, in file order."""
-    root = shared_data / "speech" / "ljspeech"
+def lj(test_data) -> list[tuple[Path, str]]:
+    """(clip, transcript) pairs of the LJ Speech sample in tests/data, in file order."""
+    root = test_data / "speech" / "ljspeech"
     texts = dict(line.split("|", 1) for line in (root / "transcripts.psv").read_text().splitlines() if line)
     return [(root / "wavs" / f"{k}.flac", v) for k, v in sorted(texts.items())]
 

@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build and write the report; prints the HTML page's path."""
+    """Build and write the report; prints the leaderboard and the files, the HTML page's path last."""
     from lm_eval_audio.report import ReportOptions, build_report, write_report
+    from lm_eval_audio.report.render import leaderboard_text
 
     if not 0 < args.confidence < 1:
         raise SystemExit(f"--confidence must be between 0 and 1, got {args.confidence}")
@@ -51,5 +52,5 @@ def run(args: argparse.Namespace) -> int:
     outputs = write_report(report, args.output)
     for note in report.notes:
         logger.warning("%s", note)
-    print(outputs.html)
+    print(leaderboard_text(report, outputs))
     return 0

