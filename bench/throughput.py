@@ -504,7 +504,7 @@ def render(report: dict) -> str:
         ]
     if tts:
         lines.append(f"- TTS: cold run synthesised {tts['cold_made']} clips; cached run reused {tts['cached_reused']}.")
-    r = report.get("ratios") or ratios(report)
+    r = ratios(report)  # recomputed from the cases, so older saved runs render too
     if r:
         lines.append("- Ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()) + ".")
     if "bd" in report:
@@ -527,7 +527,7 @@ def render(report: dict) -> str:
 
 def readme_table(report: dict) -> str:
     """The README's short table: each headline ratio with its two times and peak memory."""
-    r = report.get("ratios") or ratios(report)
+    r = ratios(report)  # recomputed from the cases, so older saved runs render too
     rows = []
 
     def row(case, cls, c, base, ratio, floor_key):
