@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
@@ -51,8 +52,14 @@ from bench._harness import (
     naive_processor_loglikelihood,
     table,
 )
+from bench.floor import load as load_floor_model
 
 logger = logging.getLogger("bench.throughput")
+
+FLOOR = "compute floor"  # bench/floor.py: encoder per clip, LM per context, nothing else
+QWEN_LL = "qwen2audio, own-length encoder"
+HF_LL = "hf-audio"
+NAIVE_LL = "naive per-request forward"
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("LM_EVAL_AUDIO_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -129,9 +136,12 @@ def machine() -> dict:
 
 # -- cases -----------------------------------------------------------------------------------------
 def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup: bool = True,
-                       hf_lm=None) -> dict:
+                       hf_lm=None, floor_model=None) -> dict:
     """Case 1: spoken-MMLU letters scored by qwen2audio (own-length and 30 s encoder), by hf-audio
-    (the model's processor and its own forward) and naively."""
+    (the model's processor and its own forward), naively, and the compute floor (`floor.py`) of
+    the same work when `floor_model` (transformers' model and processor) is given."""
+    from lm_eval_audio.audio import decode_audio
+
     requests = mc_requests(clips)
     n_items = len(clips)
 
@@ -149,9 +159,9 @@ def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup
 
     first = requests[:4]
     cases = [
-        Case("ours, own-length encoder", ours(True), n_items, baseline="naive per-request forward",
+        Case(QWEN_LL, ours(True), n_items, baseline="naive per-request forward",
              warm=ours(True, first)),
-        Case("ours, stock 30 s encoder", ours(False), n_items, baseline="naive per-request forward",
+        Case("qwen2audio, stock 30 s encoder", ours(False), n_items, baseline="naive per-request forward",
              warm=ours(False, first)),
         Case("naive per-request forward", lambda: (naive_loglikelihood(lm, requests, batch_size), None), n_items,
              warm=lambda: naive_loglikelihood(lm, first, batch_size)),
@@ -161,12 +171,29 @@ def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup
             with count_calls(hf_lm) as calls:
                 out = hf_lm.loglikelihood(reqs, disable_tqdm=True)
             return out, calls["calls"]
-        cases.append(Case("hf-audio (processor, stock 30 s encoder)", lambda: hf_run(requests), n_items,
+        cases.append(Case(HF_LL, lambda: hf_run(requests), n_items,
                           baseline="naive per-request forward", warm=lambda: hf_run(first)))
+    floor_case = None
+    if floor_model is not None:
+        from bench.floor import loglikelihood_floor
+        from bench._harness import LETTERS, MC_CONTEXT
+
+        arrays = [decode_audio(c) for c in clips]  # decoded before the clock: the floor is model work only
+        conts = [f" {x}" for x in LETTERS]
+        floor_case = Case(FLOOR, lambda: loglikelihood_floor(*floor_model, arrays, MC_CONTEXT, conts), n_items,
+                          baseline="naive per-request forward",
+                          warm=lambda: loglikelihood_floor(*floor_model, arrays[:1], MC_CONTEXT, conts))
+        cases.append(floor_case)
     measure(cases, reps, warmup=warmup)
     own, full, naive = cases[:3]
     scores = lambda c: np.array([s for s, _ in c.output[0]])  # noqa: E731
+    floor_extra = {}
+    if floor_case is not None:
+        floor_case.extra["parts_s"] = {k: v for k, v in vars(floor_case.output[0]).items() if k != "tokens"}
+        floor_scores = np.array(floor_case.output[1]).reshape(-1)
+        floor_extra = {"max_abs_diff_floor_vs_naive": float(np.abs(floor_scores - scores(naive)).max())}
     return {
+        **floor_extra,
         "cases": cases,
         "encoder_calls_per_item": own.output[1] / n_items,
         "encoder_calls_per_item_30s": full.output[1] / n_items,
@@ -184,8 +211,9 @@ def case_loglikelihood(lm, clips: list[dict], batch_size: int, reps: int, warmup
 
 def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: list[int],
                     lmeval_batch_sizes: list[int], max_gen_toks: int, reps: int, warmup: bool = True,
-                    hf_lm=None) -> dict:
-    """Case 2: ASR generation, ours and lm-eval's class, at each batch size."""
+                    hf_lm=None, floor_model=None) -> dict:
+    """Case 2: ASR generation, ours and lm-eval's class, at each batch size, and the compute
+    floor (`floor.py`) at each of our batch sizes when `floor_model` is given."""
     requests = asr_requests(arrays, max_gen_toks)
 
     def run_with(lm, bs, reqs=requests):
@@ -195,15 +223,24 @@ def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: l
         return run
 
     # Warm-up: one batch's worth of clips.
-    ours = [Case(f"ours, batch {bs}", run_with(ours_lm, bs), len(arrays), warm=run_with(ours_lm, bs, requests[:bs]))
+    ours = [Case(f"qwen2audio, batch {bs}", run_with(ours_lm, bs), len(arrays), warm=run_with(ours_lm, bs, requests[:bs]))
             for bs in batch_sizes]
     theirs = [Case(f"lm-eval hf-audiolm-qwen (patched), batch {bs}", run_with(lmeval_lm, bs), len(arrays),
                    warm=run_with(lmeval_lm, bs, requests[:bs]))
               for bs in lmeval_batch_sizes]
     hf = [Case(f"hf-audio, batch {bs}", run_with(hf_lm, bs), len(arrays), warm=run_with(hf_lm, bs, requests[:bs]))
           for bs in batch_sizes] if hf_lm is not None else []
-    measure(ours + hf + theirs, reps, warmup=warmup)
-    ours_b1 = next(c for c in ours if c.name == "ours, batch 1") if 1 in batch_sizes else ours[0]
+    floors = []
+    if floor_model is not None:
+        from bench.floor import generation_floor
+        from bench._harness import ASR_CONTEXT
+
+        def floor_run(bs, clips=arrays):
+            return lambda: generation_floor(*floor_model, clips, ASR_CONTEXT, max_gen_toks, bs)
+        floors = [Case(f"{FLOOR}, batch {bs}", floor_run(bs), len(arrays), warm=floor_run(bs, arrays[:bs]))
+                  for bs in batch_sizes]
+    measure(ours + hf + theirs + floors, reps, warmup=warmup)
+    ours_b1 = next(c for c in ours if c.name == "qwen2audio, batch 1") if 1 in batch_sizes else ours[0]
     best_ours = min(ours, key=lambda c: c.median_s)
     best_theirs = min(theirs, key=lambda c: c.median_s)
     reference = ours_b1.output
@@ -224,9 +261,22 @@ def case_generation(ours_lm, lmeval_lm, arrays: list[np.ndarray], batch_sizes: l
         c.baseline = ours_b1.name
         # lm-eval's class does not cut at stop sequences; compare the text before the stop string.
         c.extra["identical_to_ours_b1"] = sum(a.split("<|im_end|>")[0] == b for a, b in zip(c.output, reference))
+    floor_extra = {}
+    if floors:
+        tok = floor_model[1].tokenizer
+        best_floor = min(floors, key=lambda c: c.median_s)
+        for c in floors:
+            c.baseline = best_theirs.name
+            c.extra["parts_s"] = {k: v for k, v in vars(c.output).items() if k != "tokens"}
+            # The same greedy transcript as our class (text before the stop string, specials dropped).
+            texts = [tok.decode(t, skip_special_tokens=True) for t in c.output.tokens]
+            c.extra["identical_to_ours_b1"] = sum(a == b for a, b in zip(texts, reference))
+            c.output = texts
+        floor_extra = {"best_floor": best_floor.name}
     return {
         **hf_extra,
-        "cases": ours + hf + theirs,
+        **floor_extra,
+        "cases": ours + hf + theirs + floors,
         "best_ours": best_ours.name,
         "best_lmeval": best_theirs.name,
         "speedup_best_vs_best_lmeval": best_theirs.median_s / best_ours.median_s,
@@ -313,12 +363,15 @@ def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int, warmup: bo
         for rep in range(first, reps + 1):  # rep 0 is the warm-up
             timings.clear()
             with ExitStack() as stack:
-                stack.enter_context(mock.patch.object(ai, "decode_audio", timed("decode (incl. resample)", ai.decode_audio)))
-                stack.enter_context(mock.patch.object(audio_mod, "resample", timed("resample", audio_mod.resample)))
-                stack.enter_context(mock.patch.object(q, "extract_features", timed("feature extraction", q.extract_features)))
-                stack.enter_context(mock.patch.object(q, "encode_audio", timed("audio encoder + projector", q.encode_audio)))
-                stack.enter_context(mock.patch.object(lm_stack, "forward", timed("language model", lm_stack.forward)))
-                stack.enter_context(mock.patch.object(core.lm_head, "forward", timed("lm head (scored positions)", core.lm_head.forward)))
+                for owner, attr, key in ((ai, "decode_audio", "decode (incl. resample)"),
+                                         (audio_mod, "resample", "resample"),
+                                         (q, "extract_features", "feature extraction"),
+                                         (q, "encode_audio", "audio encoder + projector"),
+                                         (lm_stack, "forward", "language model"),
+                                         (core.lm_head, "forward", "lm head (scored positions)")):
+                    # A function the class no longer calls through this name is left out, not fatal.
+                    if hasattr(owner, attr):
+                        stack.enter_context(mock.patch.object(owner, attr, timed(key, getattr(owner, attr))))
                 lm.encoder_own_length = own_length
                 t0 = time.perf_counter()
                 lm.loglikelihood(requests, disable_tqdm=True)
@@ -336,33 +389,84 @@ def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int, warmup: bo
     return {"components": results, "items": len(requests) // 4, "batch_size": batch_size}
 
 
-# -- report ----------------------------------------------------------------------------------------
-def case_rows(section: str, cases: list[Case]) -> list[list[str]]:
-    """Table rows for a list of measured cases (ratio = baseline median / this median)."""
-    by_name = {c.name: c for c in cases}
+# -- report (from the JSON form, so a saved run renders again with --from-json) ----------------------
+FLOOR_GOAL = 1.15  # the goal: each case at most this many times its compute floor
+
+
+def _case(cases: list[dict], name: str) -> dict | None:
+    return next((c for c in cases if c["name"] == name), None)
+
+
+def _best(cases: list[dict], prefix: str) -> dict | None:
+    found = [c for c in cases if c["name"].startswith(prefix)]
+    return min(found, key=lambda c: c["median_s"]) if found else None
+
+
+def ratios(report: dict) -> dict[str, float]:
+    """Every headline ratio of a run: `speedup_*` = baseline time / this time (higher is faster);
+    `*_over_floor` and `*_time_ratio` = this time / the other time (1.0 is the floor)."""
+    out: dict[str, float] = {}
+
+    def add(prefix: str, q: dict, h: dict | None, base: dict, base_key: str, floor: dict | None) -> None:
+        out[f"{prefix}_qwen2audio_speedup_vs_{base_key}"] = base["median_s"] / q["median_s"]
+        if h:
+            out[f"{prefix}_hf_audio_speedup_vs_{base_key}"] = base["median_s"] / h["median_s"]
+            out[f"{prefix}_hf_audio_over_qwen2audio_time_ratio"] = h["median_s"] / q["median_s"]
+        if floor:
+            out[f"{prefix}_qwen2audio_over_floor"] = q["median_s"] / floor["median_s"]
+            if h:
+                out[f"{prefix}_hf_audio_over_floor"] = h["median_s"] / floor["median_s"]
+
+    if report.get("ll"):
+        cs = report["ll"]["cases"]
+        add("ll", _case(cs, QWEN_LL), _case(cs, HF_LL), _case(cs, NAIVE_LL), "naive", _case(cs, FLOOR))
+    if report.get("gen"):
+        cs = report["gen"]["cases"]
+        best_hf, hf_b1 = _best(cs, "hf-audio, batch"), _case(cs, "hf-audio, batch 1")
+        # Generation compares each class at its best batch size (the floor's too).
+        add("gen_best", _best(cs, "qwen2audio, batch"), best_hf, _best(cs, "lm-eval"), "lmeval_best", _best(cs, FLOOR))
+        if best_hf and hf_b1:
+            out["gen_best_hf_audio_speedup_vs_hf_audio_batch1"] = hf_b1["median_s"] / best_hf["median_s"]
+    return out
+
+
+def case_rows(section: str, cases: list[dict]) -> list[list[str]]:
+    """Table rows for a list of measured cases (ratio = baseline median / this median; for the
+    classes of this package also this median / the compute floor's)."""
+    by_name = {c["name"]: c for c in cases}
+    floor = _best(cases, FLOOR)
     rows = []
     for c in cases:
-        base = by_name.get(c.baseline)
-        ratio = f"{base.median_s / c.median_s:.2f}x vs {base.name}" if base else "(baseline)"
-        rows.append([section, c.name, f"{c.items_per_s:.3f}", f"{c.median_s:.2f}",
-                     fmt_mib(max(c.peak_bytes)), ratio])
+        base = by_name.get(c["baseline"])
+        ratio = f"{base['median_s'] / c['median_s']:.2f}x vs {base['name']}" if base else "(baseline)"
+        over = (f"{c['median_s'] / floor['median_s']:.2f}"
+                if floor and c["name"].startswith(("qwen2audio", "hf-audio", FLOOR)) else "")
+        rows.append([section, c["name"], f"{c['items_per_s']:.3f}", f"{c['median_s']:.2f}",
+                     fmt_mib(max(c["peak_bytes"])), ratio, over])
     return rows
 
 
-def render(report: dict) -> str:
-    """The markdown report: machine, inputs, the main table, checks and the time breakdown."""
+def header_lines(report: dict) -> list[str]:
+    """Command, machine, load, checkpoint and inputs of a run."""
     m = report["machine"]
-    lines = [
+    return [
+        f"Command: `{report.get('command', 'python -m bench.throughput')}`, {report.get('date', '')}.",
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs, torch {m['torch']} with "
         f"{m['torch_threads']} threads, Python {m['python']}; load average at start "
-        f"{m['load_avg_start'][0]:.2f}, at end {m['load_avg_end'][0]:.2f}.",
+        f"{m['load_avg_start'][0]:.2f}, at end {m.get('load_avg_end', [float('nan')])[0]:.2f}; process CPU time "
+        f"{m.get('cpu_s', 0):.0f} s, wall {m.get('wall_s', 0):.0f} s, max RSS {m.get('max_rss_mib', 0):.0f} MiB.",
         f"Checkpoint: random `{report['size']}` Qwen2-Audio ({report['params_m']:.1f} M parameters), float32. "
-        f"{report['reps']} alternating repetitions{' after a warm-up' if report['warmup'] else ', no warm-up'}; medians. Peak memory = peak RSS growth "
-        "during a run (sampled every 5 ms), max over repetitions.",
+        f"{report['reps']} alternating repetitions{' after a warm-up' if report['warmup'] else ', no warm-up'}; "
+        "medians. Peak MiB = peak RSS growth during a run over the level before it (weights and inputs "
+        "already resident; sampled every 5 ms), max over repetitions.",
         f"Spoken-MMLU inputs: {report['mc_source']}, lengths min/median/max {report['mc_lengths']}. "
         f"ASR inputs: LJ Speech clips ({report['asr_lengths']}), greedy.",
-        "",
     ]
+
+
+def render(report: dict) -> str:
+    """The markdown report (bench/README.md): header, the main table, checks, the time breakdown."""
+    lines = header_lines(report) + [""]
     ll, gen, tts = report.get("ll"), report.get("gen"), report.get("tts")
     rows = []
     if ll:
@@ -374,44 +478,91 @@ def render(report: dict) -> str:
     arch = report.get("arch")
     if arch:
         rows += case_rows(f"5. spoken-MMLU loglikelihood, tiny {arch['arch']} ({arch['params_m']:.2f} M)", arch["cases"])
-    lines.append(table(rows, ["case", "configuration", "items/s", "median s", "peak MiB", "ratio"]))
+    lines.append(table(rows, ["case", "configuration", "items/s", "median s", "peak MiB", "ratio", "/ floor"]))
     lines.append("")
     if ll:
         lines += [
             f"- Audio-encoder calls per spoken-MMLU item: {ll['encoder_calls_per_item']:g} (own length), "
             f"{ll['encoder_calls_per_item_30s']:g} (30 s); naive: 4 (one per letter).",
             f"- Letter logprobs, ours vs naive: max |diff| {ll['max_abs_diff_vs_naive']:.2e} (own length), "
-            f"{ll['max_abs_diff_30s_vs_naive']:.2e} (30 s); greedy flags agree: {ll['greedy_agree_vs_naive']}.",
+            f"{ll['max_abs_diff_30s_vs_naive']:.2e} (30 s); greedy flags agree: {ll['greedy_agree_vs_naive']}"
+            + (f"; compute floor vs naive {ll['max_abs_diff_floor_vs_naive']:.2e} (its encoder sees the clip "
+               "alone, without the 30 s window's padding frames)" if "max_abs_diff_floor_vs_naive" in ll else "")
+            + ".",
         ]
+        floor = _case(ll["cases"], FLOOR)
+        if floor:
+            lines.append("- Spoken-MMLU floor parts (last repetition, s): " + ", ".join(
+                f"{k} {v:.3f}" for k, v in floor["parts_s"].items() if v))
     if gen:
         lines += [
-            f"- ASR: best ours = {gen['best_ours']}, best lm-eval = {gen['best_lmeval']}; "
-            f"speed-up {gen['speedup_best_vs_best_lmeval']:.2f}x over lm-eval's best, "
-            f"{gen['speedup_best_vs_ours_b1']:.2f}x over our batch 1.",
-            "- Transcripts identical to our batch-1 output: "
-            + ", ".join(f"{c.name}: {c.extra['identical_to_ours_b1']}/{gen['n_clips']}" for c in gen["cases"]) + ".",
+            f"- ASR: best qwen2audio = {gen['best_ours']}, best lm-eval = {gen['best_lmeval']}"
+            + (f", best hf-audio = {gen['best_hf_audio']}" if "best_hf_audio" in gen else "")
+            + (f", best floor = {gen['best_floor']}" if "best_floor" in gen else "") + ".",
+            "- Transcripts identical to qwen2audio's batch-1 output: "
+            + ", ".join(f"{c['name']}: {c['identical_to_ours_b1']}/{gen['n_clips']}" for c in gen["cases"]) + ".",
         ]
     if tts:
         lines.append(f"- TTS: cold run synthesised {tts['cold_made']} clips; cached run reused {tts['cached_reused']}.")
-    if "bd" not in report:
-        return "\n".join(lines)
-    lines += [
-        "",
-        f"4. Where the time of one spoken-MMLU batch goes ({report['bd']['items']} items, "
-        "our class, medians, seconds):",
-        "",
-    ]
-    comps = report["bd"]["components"]
-    keys = [k for k in comps["own-length encoder"] if k != "total"] + ["total"]
-    rows = []
-    for k in keys:
-        row = [k]
-        for variant in comps:
-            v, tot = comps[variant][k], comps[variant]["total"]
-            row.append(f"{v:.3f} ({100 * v / tot:.0f}%)")
-        rows.append(row)
-    lines.append(table(rows, ["component", *comps.keys()]))
+    r = ratios(report)  # recomputed from the cases, so older saved runs render too
+    if r:
+        lines.append("- Ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()) + ".")
+    if "bd" in report:
+        lines += ["", f"4. Where the time of one spoken-MMLU batch goes ({report['bd']['items']} items, "
+                  "qwen2audio, medians, seconds):", ""]
+        comps = report["bd"]["components"]
+        keys = [k for k in comps["own-length encoder"] if k != "total"] + ["total"]
+        rows = []
+        for k in keys:
+            row = [k]
+            for variant in comps:
+                v, tot = comps[variant].get(k, 0.0), comps[variant]["total"]
+                row.append(f"{v:.3f} ({100 * v / tot:.0f}%)")
+            rows.append(row)
+        lines.append(table(rows, ["component", *comps.keys()]))
+    if report.get("patches"):
+        lines += ["", "lm-eval's hf-audiolm-qwen was patched only as follows: " + "; ".join(report["patches"]) + "."]
     return "\n".join(lines)
+
+
+def readme_table(report: dict) -> str:
+    """The README's short table: each headline ratio with its two times and peak memory."""
+    r = ratios(report)  # recomputed from the cases, so older saved runs render too
+    rows = []
+
+    def row(case, cls, c, base, ratio, floor_key):
+        floor = r.get(floor_key)
+        rows.append([case, cls, f"{c['median_s']:.2f} s", fmt_mib(max(c["peak_bytes"])),
+                     f"{base['name']}, {base['median_s']:.2f} s" if base else "", f"{ratio:.2f}x" if ratio else "",
+                     f"{floor:.2f}" if floor else ""])
+
+    ll = report.get("ll")
+    if ll:
+        cs = ll["cases"]
+        naive = _case(cs, NAIVE_LL)
+        case = f"spoken-MMLU loglikelihood, {ll['requests'] // 4} items ({report['mc_lengths']})"
+        row(case, "`qwen2audio`", _case(cs, QWEN_LL), naive, r["ll_qwen2audio_speedup_vs_naive"],
+            "ll_qwen2audio_over_floor")
+        if _case(cs, HF_LL):
+            row("", "`hf-audio`", _case(cs, HF_LL), naive, r["ll_hf_audio_speedup_vs_naive"], "ll_hf_audio_over_floor")
+        if _case(cs, FLOOR):
+            row("", "compute floor", _case(cs, FLOOR), None, None, None)
+    gen = report.get("gen")
+    if gen:
+        cs = gen["cases"]
+        lm = _best(cs, "lm-eval")
+        case = f"ASR generation, {gen['n_clips']} clips, {gen['max_gen_toks']} tokens, best batch"
+        q = _best(cs, "qwen2audio, batch")
+        row(case, f"`qwen2audio`, {q['name'].split(', ')[-1]}", q, lm, r["gen_best_qwen2audio_speedup_vs_lmeval_best"],
+            "gen_best_qwen2audio_over_floor")
+        h = _best(cs, "hf-audio, batch")
+        if h:
+            row("", f"`hf-audio`, {h['name'].split(', ')[-1]}", h, lm, r["gen_best_hf_audio_speedup_vs_lmeval_best"],
+                "gen_best_hf_audio_over_floor")
+        f = _best(cs, FLOOR)
+        if f:
+            row("", f"compute floor, {f['name'].split(', ')[-1]}", f, None, None, None)
+    return table(rows, ["case", "configuration", "median", "peak MiB", "baseline", "speed-up", "/ floor"])
 
 
 def to_json(report: dict) -> dict:
@@ -452,6 +603,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cases", default="ll,gen,tts,bd,arch",
                    help="which cases to run: ll (1), gen (2), tts (3), bd (4), arch (5); default all")
     p.add_argument("--json", type=Path, help="also write the results here as JSON")
+    p.add_argument("--no-floor", action="store_true", help="leave out the compute floor (bench/floor.py)")
+    p.add_argument("--from-json", type=Path, help="measure nothing: print the report of a saved --json run")
+    p.add_argument("--readme", action="store_true", help="with --from-json: print the README's short table")
     a = p.parse_args(argv)
     q = a.quick
     a.reps = a.reps or (1 if q else 3)
@@ -472,6 +626,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run every case and print the markdown report."""
     args = parse_args(argv)
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        print(readme_table(saved) if args.readme else render(saved))
+        return 0
+    started, cpu0 = time.perf_counter(), time.process_time()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for name in ("httpx", "urllib3", "lm_eval", "transformers"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -487,7 +646,9 @@ def main(argv: list[str] | None = None) -> int:
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
     from lm_eval_audio.tiny.qwen2_audio import build_tiny_model
 
-    report: dict[str, Any] = {"machine": machine(), "size": args.size, "reps": args.reps, "warmup": args.warmup,
+    report: dict[str, Any] = {"command": " ".join(["python -m bench.throughput", *(argv if argv is not None else sys.argv[1:])]),
+                              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                              "machine": machine(), "size": args.size, "reps": args.reps, "warmup": args.warmup,
                               "patches": PATCHES}
     with tempfile.TemporaryDirectory(prefix="lm-eval-audio-bench-") as tmp:
         work = Path(tmp)
@@ -510,32 +671,49 @@ def main(argv: list[str] | None = None) -> int:
         ours = Qwen2AudioLM(batch_size=args.ll_batch, **common)
         hf_lm = HFAudioLM(batch_size=args.ll_batch, **common)
         report["params_m"] = sum(p.numel() for p in ours.model.parameters()) / 1e6
+        floor_model = None if args.no_floor else load_floor_model(str(model_dir))
+
+        def save() -> None:
+            # After every case: a failure later in a long run keeps what was measured.
+            if args.json:
+                args.json.write_text(json.dumps(to_json(report), indent=2, default=str))
+
         if "ll" in args.cases:
             logger.info("case 1: spoken-MMLU loglikelihood")
-            report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps, args.warmup, hf_lm=hf_lm)
+            report["ll"] = case_loglikelihood(ours, mc_clips, args.ll_batch, args.reps, args.warmup, hf_lm=hf_lm,
+                                              floor_model=floor_model)
+            save()
         if "gen" in args.cases:
             logger.info("case 2: ASR generation")
             lmeval = patched_class()(batch_size=1, **common)
             report["gen"] = case_generation(ours, lmeval, asr_arrays, args.gen_batches, args.lmeval_batches,
-                                            args.max_gen_toks, args.reps, args.warmup, hf_lm=hf_lm)
+                                            args.max_gen_toks, args.reps, args.warmup, hf_lm=hf_lm,
+                                            floor_model=floor_model)
+            save()
             del lmeval
         if "arch" in args.cases:
             logger.info("case 5: another architecture (%s)", args.other_arch)
             report["arch"] = case_other_arch(args.other_arch, mc_clips, args.ll_batch, args.reps, args.warmup, work)
+            save()
         if "tts" in args.cases:
             logger.info("case 3: speech synthesis")
             report["tts"] = case_tts([speech_text(d) for d in docs[: args.tts_texts]], work, args.reps, args.warmup)
+            save()
         if "bd" in args.cases:
             logger.info("case 4: time breakdown")
             ours.batch_size_per_gpu = args.ll_batch
             report["bd"] = case_breakdown(ours, mc_clips, args.ll_batch, args.reps, args.warmup)
+            save()
 
-    report["machine"]["load_avg_end"] = os.getloadavg()
-    text = render(report)
-    print(text)
-    print("\nlm-eval's hf-audiolm-qwen was patched only as follows: " + "; ".join(PATCHES) + ".")
+    report["machine"].update(load_avg_end=os.getloadavg(), cpu_s=time.process_time() - cpu0,
+                             wall_s=time.perf_counter() - started,
+                             max_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    saved = to_json(report)
+    saved["ratios"] = ratios(saved)
+    print(render(saved))
+    print("\nREADME table:\n\n" + readme_table(saved))
     if args.json:
-        args.json.write_text(json.dumps(to_json(report), indent=2, default=str))
+        args.json.write_text(json.dumps(saved, indent=2, default=str))
     return 0
 
 

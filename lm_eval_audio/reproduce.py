@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,7 @@ def run_experiment(exp: Experiment, out: Path, cfg: SeedConfig) -> Path:
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
+    wall, cpu = time.perf_counter(), time.process_time()
     metadata = {k: v for k, v in exp.model_args.items() if v is not None} | dict(cfg.metadata)
     task_manager = _task_manager(list(exp.tasks), metadata)
     tracker = EvaluationTracker(output_path=str(out))
@@ -196,6 +198,8 @@ def run_experiment(exp: Experiment, out: Path, cfg: SeedConfig) -> Path:
     tracker.save_results_aggregated(results=results, samples=samples)
     for task_name in results["configs"]:
         tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+    # CPU time beside wall time: on a shared machine only the former says what the run costs.
+    logger.info("%s: done in %.1f s (%.1f s CPU)", exp.name, time.perf_counter() - wall, time.process_time() - cpu)
     return out
 
 
@@ -227,7 +231,9 @@ def reproduce(cfg: SeedConfig, output: str | Path, rerun: bool = False, report: 
             logger.info("using the adapter trained earlier in %s", adapter_dir)
         else:
             logger.info("training the timbre LoRA adapter as the seed did (%s)", cfg.adapter_config)
+            wall, cpu = time.perf_counter(), time.process_time()
             train_adapter(cfg, adapter_dir)
+            logger.info("adapter: done in %.1f s (%.1f s CPU)", time.perf_counter() - wall, time.process_time() - cpu)
         adapter = str(adapter_dir)
     if adapter is not None and cfg.adapter_step is not None:
         from lm_eval_audio.trust.training import adapter_at_step
