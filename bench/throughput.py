@@ -340,7 +340,6 @@ def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int, warmup: bo
     """Case 4: where the time of one spoken-MMLU batch (`batch_size` items) goes, in our class."""
     import lm_eval_audio.audio as audio_mod
     import lm_eval_audio.models.audio_inputs as ai
-    import lm_eval_audio.models.qwen2audio as q
 
     requests = mc_requests(clips[:batch_size])
     timings: dict[str, float] = {}
@@ -365,13 +364,12 @@ def case_breakdown(lm, clips: list[dict], batch_size: int, reps: int, warmup: bo
             with ExitStack() as stack:
                 for owner, attr, key in ((ai, "decode_audio", "decode (incl. resample)"),
                                          (audio_mod, "resample", "resample"),
-                                         (q, "extract_features", "feature extraction"),
-                                         (q, "encode_audio", "audio encoder + projector"),
+                                         (ai, "processor_features", "feature extraction"),
+                                         (ai, "encode_audio", "audio encoder + projector"),
                                          (lm_stack, "forward", "language model"),
                                          (core.lm_head, "forward", "lm head (scored positions)")):
-                    # A function the class no longer calls through this name is left out, not fatal.
-                    if hasattr(owner, attr):
-                        stack.enter_context(mock.patch.object(owner, attr, timed(key, getattr(owner, attr))))
+                    # A renamed function must fail here: a silently missing row would misstate the breakdown.
+                    stack.enter_context(mock.patch.object(owner, attr, timed(key, getattr(owner, attr))))
                 lm.encoder_own_length = own_length
                 t0 = time.perf_counter()
                 lm.loglikelihood(requests, disable_tqdm=True)
