@@ -67,7 +67,9 @@ def ours_from_answers(responses: list, targets: list[str]) -> dict[str, float]:
     from lm_eval.api.registry import get_filter, get_metric
 
     from lm_eval_audio.filters.choice import exact_match_answered
+    from lm_eval_audio.registration import register_components
 
+    register_components()  # our filters are registered when our tasks load; this tool loads none
     filtered = get_filter("strict_letter")().apply([[r] for r in responses], [{}] * len(responses))
     exact_match = get_metric("exact_match")
     per_item = []
