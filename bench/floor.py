@@ -8,9 +8,10 @@ so the floor is an independent yardstick for them:
   question), alone, with the LM head on its last position only; then, per continuation, its
   tokens after the first with the context's KV cache (a one-token letter needs none: its
   log-probability is read from the context's last position);
-- ASR generation at batch size B: the encoder once per clip as above, then per batch of B
-  contexts (left-padded, longest first) one prefill and `max_gen_toks - 1` greedy decode steps
-  with the cache, the LM head on the last position only.
+- ASR generation at batch size B: the encoder once per clip as above, the language model once
+  per context, alone, on its own length (the LM head on its last position: the first new
+  token), then per batch of B contexts (longest first) `max_gen_toks - 1` greedy decode steps
+  together, on their caches left-padded to the longest, the LM head on the last position only.
 
 Inputs (tokenising, log-mel features, splicing the audio embeddings into the token embeddings)
 are prepared before the clock starts; everything a model class does beyond these forwards
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers.cache_utils import DynamicCache
 
 SAMPLE_RATE = 16_000
 CLIP = "<|audio_bos|><|AUDIO|><|audio_eos|>"  # Qwen2-Audio's clip placeholder in a raw prompt
@@ -146,7 +148,6 @@ def generation_floor(model, processor, arrays: list[np.ndarray], context: str, m
     """The floor of greedy generation of `max_gen_toks` tokens per clip at `batch_size` rows."""
     prompt = context.replace("<audio>", CLIP)
     clips, ids = _prepare_clips(model, processor, arrays, prompt)
-    pad = processor.tokenizer.pad_token_id
     lm, head, embed = model.model.language_model, model.lm_head, model.get_input_embeddings()
     times = FloorTimes(tokens=[[] for _ in arrays])
     audio = []
@@ -158,19 +159,25 @@ def generation_floor(model, processor, arrays: list[np.ndarray], context: str, m
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         width = max(len(ids[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for k, i in enumerate(rows):  # left padding, as generation needs
-            input_ids[k, width - len(ids[i]):] = ids[i]
-            mask[k, width - len(ids[i]):] = 1
-        embeds = _embeds(model, input_ids, torch.cat([audio[i] for i in rows]))
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        embeds = [_embeds(model, ids[i][None], audio[i]) for i in rows]
         t0 = time.perf_counter()
-        out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=True)
-        nxt = head(out.last_hidden_state[:, -1]).argmax(-1)
+        caches, first = [], []
+        for e in embeds:  # each context alone, on its own length
+            out = lm(inputs_embeds=e, use_cache=True)
+            caches.append(out.cache)
+            first.append(head(out.last_hidden_state[:, -1]).argmax(-1))
+        nxt = torch.cat(first)
         t1 = time.perf_counter()
+        # the decode steps batched: the contexts' caches left-padded to the longest
+        cache = DynamicCache([
+            tuple(torch.cat([torch.nn.functional.pad(getattr(c.layers[layer], part), (0, 0, width - len(ids[i]), 0))
+                             for c, i in zip(caches, rows)]) for part in ("keys", "values"))
+            for layer in range(len(caches[0].layers))])
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for k, i in enumerate(rows):
+            mask[k, width - len(ids[i]):] = 1
+        last = torch.tensor([[len(ids[i]) - 1] for i in rows])
         generated = [nxt]
-        cache, last = out.cache, positions[:, -1:]
         for _ in range(max_gen_toks - 1):
             mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             last = last + 1

@@ -26,7 +26,8 @@ def qwen(tiny_model_dir):
 
 
 def _requests():
-    clips = [_clip(2.0, 1), _clip(5.5, 2), _clip(11.0, 3)]
+    # 5.5 s and 5.3 s share a batch (padded); 2 s and 11 s are too far from them to
+    clips = [_clip(2.0, 1), _clip(5.5, 2), _clip(11.0, 3), _clip(5.3, 4)]
     reqs = [_ll("Question: which option? Answer:", x, [c], doc_id=d) for d, c in enumerate(clips) for x in LETTERS]
     reqs += [_ll("Question: which option? Answer:", " the long answer", [clips[0]], doc_id=0),
              _ll("Question: which option? Answer:", " two words", [clips[1]], doc_id=1),
@@ -147,3 +148,19 @@ def test_qwen2audio_refuses_another_architecture_before_loading(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "audioflamingo3"}))
     with pytest.raises(ValueError, match="qwen2audio: .* is a 'audioflamingo3' checkpoint; use --model hf-audio"):
         Qwen2AudioLM(pretrained=str(tmp_path))
+
+
+def test_loglikelihood_batches_never_pad_a_row_by_more_than_a_tenth(hf, monkeypatch):
+    """Rows are sorted longest first and a batch closes before a row it would pad by more than
+    MAX_PADDING of its width: similar lengths share a batch, a long clip does not widen short ones."""
+    seconds = [2.0, 9.0, 2.1, 8.8, 4.0, 1.95]
+    requests = [_ll("Question: which option? Answer:", x, [_clip(s, 40 + d)], doc_id=d)
+                for d, s in enumerate(seconds) for x in LETTERS]
+    batches = []
+    score = hf._score
+    monkeypatch.setattr(hf, "_score", lambda batch: batches.append([int(g[0].name.split()[-1]) for g in batch])
+                        or score(batch))
+    results = hf.loglikelihood(requests, disable_tqdm=True)
+    assert batches == [[1, 3], [4], [2, 0, 5]]
+    alone = HFAudioLM(pretrained=hf.pretrained, batch_size=1).loglikelihood(requests, disable_tqdm=True)
+    np.testing.assert_allclose([r[0] for r in results], [r[0] for r in alone], atol=1e-4)

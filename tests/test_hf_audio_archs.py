@@ -17,7 +17,9 @@ from lm_eval.api.model import CachingLM
 from lm_eval_audio.arch.facts import facts
 from lm_eval_audio.audio import wav_base64
 from lm_eval_audio.models.audio_inputs import OwnLengthAudio, processor_features
+from lm_eval_audio.models.forward import _audio_rows, _pad, prefill_alone
 from lm_eval_audio.models.hf_audio import HFAudioLM
+from lm_eval_audio.models.requests import prepare
 
 CLIPS = [_clip(2.0, 1), _clip(5.5, 2), _clip(11.0, 3)]
 
@@ -76,6 +78,29 @@ def test_generation_identical_at_batch_1_and_8(arch, arch_checkpoint):
     one = lm.generate_until(requests, disable_tqdm=True)
     lm.batch_size_per_gpu = 8
     assert lm.generate_until(requests, disable_tqdm=True) == one
+
+
+@pytest.mark.parametrize("arch", [a for a in RUNNABLE if facts(a).own_length_encoder])
+def test_batched_generation_prefills_each_prompt_alone(arch, lms):
+    """A generation batch runs each prompt alone on its own length, then continues all of them
+    together from their caches left-padded into one: the next-token logits of every row equal
+    that prompt's own forward, unpadded, to 1e-4."""
+    lm = lms(arch)
+    requests = [_gen(f"Transcribe clip {i}:", [_clip(s, 70 + i)], doc_id=i) for i, s in enumerate([0.8, 6.5, 3.0])]
+    prepared = prepare(lm, requests, lm.fmt, mode=lm.mode, generation=True, indices=[0, 1, 2])
+    rows, audio = _audio_rows(lm, [(r.context_ids, r.clip_keys, r.name) for r in prepared], lm._decode(prepared))
+    ids, mask = _pad(rows, lm.pad_id, lm.device, left=True)
+    embeds = audio.inputs(ids, mask)["inputs_embeds"]
+    lengths = [len(r) for r in rows]
+    assert len(set(lengths)) == 3
+    with torch.no_grad():
+        cache = prefill_alone(lm.core, embeds, lengths)
+        assert cache is not None and cache.get_seq_length() == embeds.shape[1] - 1
+        positions = torch.tensor(lengths)[:, None] - 1
+        batched = lm.core(inputs_embeds=embeds[:, -1:], attention_mask=mask, position_ids=positions, cache=cache).logits
+        for i, n in enumerate(lengths):
+            alone = lm.core(inputs_embeds=embeds[i: i + 1, embeds.shape[1] - n:]).logits[0, -1]
+            torch.testing.assert_close(batched[i, -1], alone, atol=1e-4, rtol=0, msg=f"{arch}, row {i}")
 
 
 @pytest.mark.parametrize("arch", [a for a in RUNNABLE if facts(a).own_length_encoder])

@@ -1,4 +1,4 @@
-"""Batches of audio requests: groups packed under a row limit, halved on out-of-memory."""
+"""Batches of audio requests: groups packed under a row limit and a padding bound, halved on out-of-memory."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ import torch
 logger = logging.getLogger(__name__)
 
 
-def pack(groups: list, size_of: Callable[[object], int], limit: int) -> list[list]:
-    """Pack groups (kept whole) into batches of at most `limit` rows, in order."""
-    batches, current, rows = [], [], 0
+def pack(groups: list, size_of: Callable[[object], int], limit: int,
+         length_of: Callable[[object], int] | None = None, max_padding: float = 1.0) -> list[list]:
+    """Pack groups (kept whole, given longest first) into batches of at most `limit` rows, in
+    order; with `length_of`, a group also starts a new batch where the batch would pad it by more
+    than `max_padding` of the batch's longest (first) length."""
+    batches, current, rows, width = [], [], 0, 0
     for g in groups:
         n = size_of(g)
-        if current and rows + n > limit:
+        too_short = length_of is not None and current and length_of(g) < (1 - max_padding) * width
+        if current and (rows + n > limit or too_short):
             batches.append(current)
             current, rows = [], 0
+        if not current:
+            width = length_of(g) if length_of is not None else 0
         current.append(g)
         rows += n
     if current:

@@ -6,7 +6,9 @@ single-token continuations (the MMLU letters). Multi-token continuations either 
 context's KV cache (one forward of just their ids, the cache's rows repeated per
 continuation, explicit positions after each context) or, where an architecture cannot reuse
 it, run whole (context + continuation). Generation (`generate_batch`): left-padded rows,
-`generate()` with the LM head on the last position only.
+`generate()` with the LM head on the last position only; where the rows are input embeddings,
+each row's context is first run alone on its own length (`prefill_alone`), so a batch's decode
+steps are shared but no row's prompt is computed over another's padding.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+from transformers.cache_utils import DynamicCache, DynamicLayer
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 from lm_eval.models.utils_hf import stop_sequences_criteria
 
@@ -209,9 +212,45 @@ def generate_batch(lm, batch: list, arrays: dict) -> list[str]:
     # With input_ids, generate() returns prompt + new tokens; with only inputs_embeds, the new ones.
     prompt_len = ids.shape[1] if "input_ids" in inputs else 0
     with positions_head(lm.core):
+        if "inputs_embeds" in inputs:
+            cache = prefill_alone(lm.core, inputs["inputs_embeds"], [len(r) for r in rows])
+            if cache is not None:
+                kwargs["cache"] = cache
         out = lm.core.generate(
             **inputs, max_new_tokens=max_new_tokens,
             stopping_criteria=stop_sequences_criteria(lm.tokenizer, until, prompt_len, len(batch)),
             pad_token_id=lm.pad_id, use_cache=True, **kwargs,
         )
     return [postprocess_generated_text(lm.tok_decode(seq), until, None) for seq in out[:, prompt_len:].tolist()]
+
+
+def prefill_alone(core, embeds: torch.Tensor, lengths: list[int]) -> DynamicCache | None:
+    """Each left-padded row of `embeds` (rows, width, hidden) run alone on its own context but its
+    last token (`lengths`: each row's tokens), the caches left-padded into one batch cache that
+    `generate()` continues from (it feeds the last column, with positions from the mask).
+
+    A batch's contexts differ in length by their clips (1-30 s); run together, every row is
+    computed over the longest row's width: about a third of a batch's prefill work is padding
+    for read speech of 2-10 s. Decode steps (one token per row) are where a batch pays, and stay batched. None
+    where the model's cache is not plain key/value layers (sliding windows, linear attention):
+    `generate()` then runs the padded prefill itself.
+    """
+    width = embeds.shape[1]
+    if len(set(lengths)) < 2 or min(lengths) < 2:
+        return None  # no padding to avoid (batch 1 among others): generate()'s own prefill
+    caches = []
+    for row, n in enumerate(lengths):
+        out = core(inputs_embeds=embeds[row: row + 1, width - n: width - 1], use_cache=True)
+        cache = out.cache if hasattr(out, "cache") else out.past_key_values
+        if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
+            return None
+        caches.append((n, cache))
+    layers = []
+    for i in range(len(caches[0][1].layers)):
+        keys, values = [], []
+        for n, cache in caches:
+            layer = cache.layers[i]
+            keys.append(F.pad(layer.keys, (0, 0, width - n, 0)))
+            values.append(F.pad(layer.values, (0, 0, width - n, 0)))
+        layers.append((torch.cat(keys), torch.cat(values)))
+    return DynamicCache(layers)

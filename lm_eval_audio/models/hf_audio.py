@@ -38,6 +38,9 @@ from lm_eval_audio.arch.prompts import MODES, PromptFormat, render_chat, strip_s
 
 logger = logging.getLogger(__name__)
 
+# The most of a loglikelihood batch's width that a row may be padded by (see `loglikelihood`).
+MAX_PADDING = 0.1
+
 
 @register_model("hf-audio")
 class HFAudioLM(AudioModelSupport, HFLM):
@@ -298,9 +301,14 @@ class HFAudioLM(AudioModelSupport, HFLM):
         for r in prepared:
             groups.setdefault(r.context_key, []).append(r)
         # Longest first (padding waste and out-of-memory show up at once); a group shares its clips.
-        ordered = sorted(groups.values(), key=lambda g: -(g[0].approx_len() + max(len(r.continuation_ids) for r in g)))
+        # A row is one forward over its whole context, with no decode steps after it for a batch
+        # to share, and padding costs as much as any token: a batch never pads a row by more than
+        # MAX_PADDING of its width. An audio context (hundreds of positions) fills a forward alone;
+        # sorted, a run's neighbours are close in length and its batches stay full.
+        length = lambda g: g[0].approx_len() + max(len(r.continuation_ids) for r in g)  # noqa: E731
+        ordered = sorted(groups.values(), key=lambda g: -length(g))
         pbar = tqdm(total=len(prepared), disable=disable_tqdm or self.rank != 0, desc=f"{self.NAME} loglikelihood")
-        for batch in pack(ordered, self._rows_needed, self._batch_rows()):
+        for batch in pack(ordered, self._rows_needed, self._batch_rows(), length_of=length, max_padding=MAX_PADDING):
             for r, res in self.batching.run(self._score, batch):
                 results[r.index] = res
                 self.cache_hook.add_partial("loglikelihood", requests[r.index].args, res)
