@@ -65,15 +65,9 @@ def _chat_renderer(processor):
 
 def get_task(name: str, include_path: list[str] | None = None, metadata: dict | None = None):
     """The lm-eval Task object called `name` (a single task, not a group)."""
-    from lm_eval.tasks import TaskManager
+    from lm_eval_audio.task_index import task_manager
 
-    paths = list(include_path) if include_path else None
-    # Our own tasks first: indexing lm-eval's ~15k task files as well costs about 12 s of CPU.
-    manager = TaskManager(include_path=paths, include_defaults=False, metadata=metadata or None)
-    if name not in manager.all_tasks:
-        manager = TaskManager(include_path=paths, metadata=metadata or None)
-    if name not in manager.all_tasks:
-        raise ValueError(f"unknown lm-eval task {name!r} (include_path={include_path or []})")
+    manager = task_manager([name], metadata, include_path)
     task = manager.load([name])["tasks"].get(name)
     if task is None or not hasattr(task, "construct_requests"):
         raise ValueError(f"{name!r} is a group; name one of its tasks for training")

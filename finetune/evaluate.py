@@ -34,20 +34,19 @@ def evaluate_with_harness(
     the scores on rank 0).
     """
     from lm_eval import simple_evaluate
-    from lm_eval.tasks import TaskManager
 
     from transformers import AutoConfig
 
     from lm_eval_audio.models.hf_audio import HFAudioLM
     from lm_eval_audio.models.qwen2audio import Qwen2AudioLM
+    from lm_eval_audio.task_index import task_manager
 
     model_class = Qwen2AudioLM if AutoConfig.from_pretrained(pretrained).model_type == "qwen2_audio" else HFAudioLM
     lm = model_class(pretrained=pretrained, peft=adapter, mode=mode, batch_size=batch_size, dtype=dtype)
     out = simple_evaluate(
         model=lm,
         tasks=list(tasks),
-        task_manager=TaskManager(include_path=list(include_path) if include_path else None,
-                                 metadata=metadata or None),
+        task_manager=task_manager(list(tasks), metadata, include_path),
         limit=limit,
         apply_chat_template=apply_chat_template,
         system_instruction=system_instruction,

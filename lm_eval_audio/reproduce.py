@@ -158,33 +158,16 @@ def train_adapter(cfg: SeedConfig, out: Path) -> Path:
     return output_dir
 
 
-def _task_manager(tasks: list[str], metadata: dict[str, Any]):
-    """A TaskManager over our task folder only, unless a task is lm-eval's own: indexing all of
-    lm-eval's ~15k task files costs about a minute. `metadata` reaches the task loaders (data
-    locations), as lm-eval's CLI passes model_args and --metadata."""
-    from lm_eval.tasks import TaskManager
-
-    from lm_eval_audio.files import tasks_dir
-
-    tm = TaskManager(include_defaults=False, include_path=str(tasks_dir()), metadata=metadata)
-    missing = [t for t in tasks if t not in tm.all_tasks]
-    if missing:
-        logger.info("tasks %s are not ours; indexing lm-eval's own tasks too", missing)
-        tm = TaskManager(metadata=metadata)
-        still = [t for t in tasks if t not in tm.all_tasks]
-        if still:
-            raise ValueError(f"unknown task(s): {still}")
-    return tm
-
-
 def run_experiment(exp: Experiment, out: Path, cfg: SeedConfig) -> Path:
     """Run one experiment through lm-eval and save it as `lm_eval --output_path out --log_samples` does."""
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
+    from lm_eval_audio.task_index import task_manager as make_task_manager
+
     wall, cpu = time.perf_counter(), time.process_time()
     metadata = {k: v for k, v in exp.model_args.items() if v is not None} | dict(cfg.metadata)
-    task_manager = _task_manager(list(exp.tasks), metadata)
+    task_manager = make_task_manager(list(exp.tasks), metadata)
     tracker = EvaluationTracker(output_path=str(out))
     results = simple_evaluate(
         model=exp.model, model_args=exp.model_args_string, tasks=list(exp.tasks), device=cfg.device,
