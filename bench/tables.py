@@ -37,6 +37,12 @@ def readme_section(report: dict) -> str:
              "Timings on this shared 2-core machine vary by about 10% between runs of the same code (`qwen2audio` "
              "and `hf-audio` run the same path), so a ratio near 1 is equality within that. Peak MiB is the RSS growth during one run. Both tables are written "
              "from one run's JSON by `python -m bench.tables out.json`.")
+    r = report.get("ratios", {})
+    if "gen_best_hf_audio_speedup_vs_hf_audio_batch1" in r and "gen_best_floor_speedup_vs_floor_batch1" in r:
+        after += (f" Batching: `hf-audio`'s best batch is {r['gen_best_hf_audio_speedup_vs_hf_audio_batch1']:.2f}x its "
+                  f"batch 1 (`qwen2audio`, the same path: {r['gen_best_qwen2audio_speedup_vs_qwen2audio_batch1']:.2f}x); "
+                  f"the compute floor's best batch is {r['gen_best_floor_speedup_vs_floor_batch1']:.2f}x its batch 1, "
+                  "which is what batching can gain at all on this CPU for this checkpoint.")
     return f"{intro}\n\n{readme_table(report)}\n\n{after}\n\n"
 
 

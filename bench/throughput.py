@@ -427,6 +427,11 @@ def ratios(report: dict) -> dict[str, float]:
         add("gen_best", _best(cs, "qwen2audio, batch"), best_hf, _best(cs, "lm-eval"), "lmeval_best", _best(cs, FLOOR))
         if best_hf and hf_b1:
             out["gen_best_hf_audio_speedup_vs_hf_audio_batch1"] = hf_b1["median_s"] / best_hf["median_s"]
+        # what batching can gain at all on this machine: the same decode math in the floor
+        for name, key in (("qwen2audio", "qwen2audio"), (FLOOR, "floor")):
+            best, b1 = _best(cs, f"{name}, batch"), _case(cs, f"{name}, batch 1")
+            if best and b1:
+                out[f"gen_best_{key}_speedup_vs_{key}_batch1"] = b1["median_s"] / best["median_s"]
     return out
 
 
