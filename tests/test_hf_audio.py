@@ -164,3 +164,13 @@ def test_loglikelihood_batches_never_pad_a_row_by_more_than_a_tenth(hf, monkeypa
     assert batches == [[1, 3], [4], [2, 0, 5]]
     alone = HFAudioLM(pretrained=hf.pretrained, batch_size=1).loglikelihood(requests, disable_tqdm=True)
     np.testing.assert_allclose([r[0] for r in results], [r[0] for r in alone], atol=1e-4)
+
+
+def test_beam_search_batches_as_it_runs_alone(hf):
+    """generate() widens its inputs per beam but not a cache handed to it: beam search takes the
+    padded prefill, and a batch of clips of different lengths gives batch 1's transcripts."""
+    requests = [_gen(f"Transcribe clip {i}:", [_clip(s, 50 + i)], doc_id=i, max_gen_toks=5) for i, s in enumerate([1.0, 3.5, 2.0])]
+    for r in requests:
+        r.args[1]["num_beams"] = 2
+    alone = HFAudioLM(pretrained=hf.pretrained, batch_size=1).generate_until(requests, disable_tqdm=True)
+    assert hf.generate_until(requests, disable_tqdm=True) == alone

@@ -212,7 +212,9 @@ def generate_batch(lm, batch: list, arrays: dict) -> list[str]:
     # With input_ids, generate() returns prompt + new tokens; with only inputs_embeds, the new ones.
     prompt_len = ids.shape[1] if "input_ids" in inputs else 0
     with positions_head(lm.core):
-        if "inputs_embeds" in inputs:
+        # generate() widens its inputs, not a given cache, for beams and several sequences per row
+        one_row_each = int(kwargs.get("num_beams") or 1) == 1 and int(kwargs.get("num_return_sequences") or 1) == 1
+        if "inputs_embeds" in inputs and one_row_each:
             cache = prefill_alone(lm.core, inputs["inputs_embeds"], [len(r) for r in rows])
             if cache is not None:
                 kwargs["cache"] = cache
