@@ -5,26 +5,74 @@ costs about 12 s of CPU per `TaskManager`, more than most of the demo's experime
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from lm_eval_audio.files import tasks_dir
 
 logger = logging.getLogger(__name__)
 
+# A group member given as a dict with any of these defines a task of its own, not a reference.
+INLINE_TASK_KEYS = frozenset({"dataset_path", "include", "class", "custom_dataset"})
+
 
 def task_manager(tasks: list[str], metadata: dict[str, Any] | None = None, include_path: list[str] | None = None):
-    """A TaskManager that knows every name in `tasks` (groups included). `metadata` reaches the
-    task loaders (data locations), as lm-eval's CLI passes model_args and --metadata; folders in
-    `include_path` come after ours, so a task of theirs overrides one of ours of the same name."""
+    """A TaskManager that resolves every spec in `tasks` as lm-eval's CLI would: names (tasks,
+    groups, tags) and YAML file paths, with every member of a group they name. `metadata` reaches
+    the task loaders (data locations), as lm-eval's CLI passes model_args and --metadata; folders
+    in `include_path` come after ours, so a task of theirs overrides one of ours of the same name."""
     from lm_eval.tasks import TaskManager
 
-    extra = [str(p) for p in include_path or []]
-    tm = TaskManager(include_defaults=False, include_path=[str(tasks_dir()), *extra], metadata=metadata or None)
-    missing = [t for t in tasks if t not in tm.all_tasks]
+    folders = [str(tasks_dir()), *(str(p) for p in include_path or [])]
+    tm = TaskManager(include_defaults=False, include_path=folders, metadata=metadata or None)
+    missing = unresolved(tasks, tm.task_index)
     if missing:
-        logger.info("tasks %s are not ours; indexing lm-eval's own tasks too", missing)
-        tm = TaskManager(include_path=extra or None, metadata=metadata or None)
-        still = [t for t in tasks if t not in tm.all_tasks]
+        logger.info("%s not among our tasks; indexing lm-eval's own tasks too", ", ".join(missing))
+        # Ours stay in the path: they load even where the plugin's hook stood down.
+        tm = TaskManager(include_path=folders, metadata=metadata or None)
+        still = unresolved(tasks, tm.task_index)
         if still:
-            raise ValueError(f"unknown lm-eval task(s) {still} (include_path={extra})")
+            raise ValueError(f"unknown lm-eval task(s) {still} (include_path={folders[1:]})")
     return tm
+
+
+def unresolved(specs: list[str], index: dict) -> list[str]:
+    """The names among `specs`, and among the members of the groups they name (group YAML files
+    included, recursively), that `index` does not hold. lm-eval would build a group member it does
+    not know as an empty inline task, not say it is missing, so members are checked here."""
+    from lm_eval.tasks._index import Kind, TaskIndex
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    missing: list[str] = []
+    seen: set[str] = set()
+
+    def members(cfg: dict) -> None:
+        for item in cfg.get("task") or []:
+            if isinstance(item, str):
+                name(item)
+            elif isinstance(item, dict) and "group" in item:
+                if item["group"] in index:
+                    name(item["group"])
+                else:
+                    members(item)  # a group defined inline
+            elif isinstance(item, dict) and "task" in item:
+                if item["task"] in index or not INLINE_TASK_KEYS & item.keys():
+                    name(item["task"])  # otherwise a task defined inline, with its own data
+
+    def name(spec: str) -> None:
+        if spec in seen:
+            return
+        seen.add(spec)
+        entry = index.get(spec)
+        if entry is None and Path(spec).expanduser().is_file():
+            entry = TaskIndex.entry_from_path(Path(spec))
+            if entry is not None and entry.kind == Kind.GROUP:
+                entry.cfg = load_yaml(entry.yaml_path, resolve_func=False)
+        if entry is None:
+            missing.append(spec)
+        elif entry.kind == Kind.GROUP:
+            members(entry.cfg or {})
+
+    for spec in specs:
+        name(spec)
+    return missing

@@ -3,6 +3,9 @@ parity with `qwen2audio` on the same checkpoint, batch-invariant generation, len
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -166,11 +169,22 @@ def test_loglikelihood_batches_never_pad_a_row_by_more_than_a_tenth(hf, monkeypa
     np.testing.assert_allclose([r[0] for r in results], [r[0] for r in alone], atol=1e-4)
 
 
-def test_beam_search_batches_as_it_runs_alone(hf):
-    """generate() widens its inputs per beam but not a cache handed to it: beam search takes the
-    padded prefill, and a batch of clips of different lengths gives batch 1's transcripts."""
+@pytest.mark.parametrize("where", ["gen_kwargs", "generation_config.json"])
+def test_beam_search_batches_as_it_runs_alone(tiny_model_dir, tmp_path, where):
+    """generate() widens its inputs per beam but not a cache handed to it: beam search, asked for
+    by the task or by the checkpoint's own generation config, takes the padded prefill, and a
+    batch of clips of different lengths gives batch 1's transcripts."""
     requests = [_gen(f"Transcribe clip {i}:", [_clip(s, 50 + i)], doc_id=i, max_gen_toks=5) for i, s in enumerate([1.0, 3.5, 2.0])]
-    for r in requests:
-        r.args[1]["num_beams"] = 2
-    alone = HFAudioLM(pretrained=hf.pretrained, batch_size=1).generate_until(requests, disable_tqdm=True)
-    assert hf.generate_until(requests, disable_tqdm=True) == alone
+    checkpoint = tmp_path / "beams"
+    shutil.copytree(tiny_model_dir, checkpoint)
+    if where == "gen_kwargs":
+        for r in requests:
+            r.args[1]["num_beams"] = 2
+    else:
+        config = json.loads((checkpoint / where).read_text()) if (checkpoint / where).exists() else {}
+        (checkpoint / where).write_text(json.dumps({**config, "num_beams": 2}))
+    alone = HFAudioLM(pretrained=str(checkpoint), batch_size=1)
+    if where != "gen_kwargs":
+        assert alone.core.generation_config.num_beams == 2
+    batched = HFAudioLM(pretrained=str(checkpoint), batch_size=4)
+    assert batched.generate_until(requests, disable_tqdm=True) == alone.generate_until(requests, disable_tqdm=True)

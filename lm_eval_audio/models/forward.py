@@ -212,9 +212,7 @@ def generate_batch(lm, batch: list, arrays: dict) -> list[str]:
     # With input_ids, generate() returns prompt + new tokens; with only inputs_embeds, the new ones.
     prompt_len = ids.shape[1] if "input_ids" in inputs else 0
     with positions_head(lm.core):
-        # generate() widens its inputs, not a given cache, for beams and several sequences per row
-        one_row_each = int(kwargs.get("num_beams") or 1) == 1 and int(kwargs.get("num_return_sequences") or 1) == 1
-        if "inputs_embeds" in inputs and one_row_each:
+        if "inputs_embeds" in inputs and _plain_decoding(lm.core.generation_config, kwargs):
             cache = prefill_alone(lm.core, inputs["inputs_embeds"], [len(r) for r in rows])
             if cache is not None:
                 kwargs["cache"] = cache
@@ -224,6 +222,17 @@ def generate_batch(lm, batch: list, arrays: dict) -> list[str]:
             pad_token_id=lm.pad_id, use_cache=True, **kwargs,
         )
     return [postprocess_generated_text(lm.tok_decode(seq), until, None) for seq in out[:, prompt_len:].tolist()]
+
+
+def _plain_decoding(config, kwargs: dict) -> bool:
+    """Whether `generate()` would continue a given cache row for row: it widens its inputs, not a
+    given cache, for beams and several sequences per row, and builds its own cache where a cache
+    implementation is named. The gen kwargs override the checkpoint's generation config."""
+    def setting(name: str, default=None):
+        return kwargs[name] if name in kwargs else getattr(config, name, default)
+
+    return (int(setting("num_beams") or 1) == 1 and int(setting("num_return_sequences") or 1) == 1
+            and not setting("cache_implementation"))
 
 
 def prefill_alone(core, embeds: torch.Tensor, lengths: list[int]) -> DynamicCache | None:
@@ -240,12 +249,14 @@ def prefill_alone(core, embeds: torch.Tensor, lengths: list[int]) -> DynamicCach
     width = embeds.shape[1]
     if len(set(lengths)) < 2 or min(lengths) < 2:
         return None  # no padding to avoid (batch 1 among others): generate()'s own prefill
+    if not _plain_layers(DynamicCache(config=core.config)):
+        return None
     caches = []
     for row, n in enumerate(lengths):
         out = core(inputs_embeds=embeds[row: row + 1, width - n: width - 1], use_cache=True)
         cache = out.cache if hasattr(out, "cache") else out.past_key_values
-        if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
-            return None
+        if not isinstance(cache, DynamicCache) or not _plain_layers(cache):
+            return None  # a cache class of the model's own, which its config does not tell
         caches.append((n, cache))
     layers = []
     for i in range(len(caches[0][1].layers)):
@@ -256,3 +267,7 @@ def prefill_alone(core, embeds: torch.Tensor, lengths: list[int]) -> DynamicCach
             values.append(F.pad(layer.values, (0, 0, width - n, 0)))
         layers.append((torch.cat(keys), torch.cat(values)))
     return DynamicCache(layers)
+
+
+def _plain_layers(cache: DynamicCache) -> bool:
+    return all(type(layer) is DynamicLayer for layer in cache.layers)

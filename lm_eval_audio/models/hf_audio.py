@@ -305,7 +305,9 @@ class HFAudioLM(AudioModelSupport, HFLM):
         # to share, and padding costs as much as any token: a batch never pads a row by more than
         # MAX_PADDING of its width. An audio context (hundreds of positions) fills a forward alone;
         # sorted, a run's neighbours are close in length and its batches stay full.
-        length = lambda g: g[0].approx_len() + max(len(r.continuation_ids) for r in g)  # noqa: E731
+        def length(g: list) -> int:
+            return g[0].approx_len() - len(g[0].continuation_ids) + max(len(r.continuation_ids) for r in g)
+
         ordered = sorted(groups.values(), key=lambda g: -length(g))
         pbar = tqdm(total=len(prepared), disable=disable_tqdm or self.rank != 0, desc=f"{self.NAME} loglikelihood")
         for batch in pack(ordered, self._rows_needed, self._batch_rows(), length_of=length, max_padding=MAX_PADDING):
