@@ -58,6 +58,30 @@ def test_unresolved_names_the_missing_members_of_a_group_file(tmp_path):
     assert unresolved([str(group), "spoken_mmlu", "nope_top"], index) == ["nope_task", "nope_inner", "nope_top"]
 
 
+def test_inline_members_are_told_from_references_as_lm_eval_builds_them(tmp_path):
+    """A member lm-eval would build inline (data keys of its own or handed down by its group) is
+    no missing task once the full index is read; on our index alone any unknown member may be one
+    of lm-eval's, referenced with overrides, so it asks for the full index."""
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_audio.task_index import unresolved
+
+    (tmp_path / "b.yaml").write_text(
+        "group: mix_b\ndataset_path: json\noutput_type: generate_until\ntest_split: train\n"
+        "task:\n  - task: v1\n    doc_to_text: q\n  - v2\n")
+    (tmp_path / "a.yaml").write_text("group: mix_a\ntask:\n  - task: hellaswag\n    dataset_path: /data/local\n")
+    (tmp_path / "c.yaml").write_text("group: mix_c\ntask: hellaswag\n")
+    index = TaskManager(include_defaults=False, include_path=[str(tmp_path)]).task_index
+    assert unresolved(["mix_b"], index) == []
+    assert unresolved(["mix_b"], index, inline_ok=False) == ["v1", "v2"]
+    assert unresolved(["mix_a"], index, inline_ok=False) == ["hellaswag"]
+    assert unresolved(["mix_c"], index, inline_ok=False) == []  # lm-eval ignores a non-list `task`
+    (tmp_path / "x.yaml").write_text("task: x\n")
+    (tmp_path / "d.yaml").write_text(f"group: mix_d\ntask:\n  - {tmp_path / 'x.yaml'}\n")
+    index = TaskManager(include_defaults=False, include_path=[str(tmp_path)]).task_index
+    assert unresolved(["mix_d"], index) == [str(tmp_path / "x.yaml")]  # a member is never read as a path
+
+
 def test_an_unknown_task_is_refused_by_name():
     with pytest.raises(ValueError, match="no_such_task_anywhere"):
         task_manager(["no_such_task_anywhere"])
