@@ -41,8 +41,9 @@ def readme_section(report: dict) -> str:
     if "gen_best_hf_audio_speedup_vs_hf_audio_batch1" in r and "gen_best_floor_speedup_vs_floor_batch1" in r:
         after += (f" Batching: `hf-audio`'s best batch is {r['gen_best_hf_audio_speedup_vs_hf_audio_batch1']:.2f}x its "
                   f"batch 1 (`qwen2audio`, the same path: {r['gen_best_qwen2audio_speedup_vs_qwen2audio_batch1']:.2f}x); "
-                  f"the compute floor's best batch is {r['gen_best_floor_speedup_vs_floor_batch1']:.2f}x its batch 1, "
-                  "which is what batching can gain at all on this CPU for this checkpoint.")
+                  f"the compute floor's best batch is {r['gen_best_floor_speedup_vs_floor_batch1']:.2f}x its batch 1: "
+                  "about what batching can gain at all on this CPU for this checkpoint, as each prompt's prefill "
+                  "runs alone.")
     return f"{intro}\n\n{readme_table(report)}\n\n{after}\n\n"
 
 
