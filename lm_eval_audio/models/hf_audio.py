@@ -34,6 +34,7 @@ from lm_eval_audio.models.audio_inputs import (OwnLengthAudio, ProcessorAudio, d
 from lm_eval_audio.models.batching import BatchSize, pack
 from lm_eval_audio.models.forward import _pad, generate_batch, score_groups
 from lm_eval_audio.models.requests import check_mode, prepare, request_clips, request_name
+from lm_eval_audio.models.process_group import close_gloo_group_at_exit
 from lm_eval_audio.arch.prompts import MODES, PromptFormat, render_chat, strip_sentinels
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,7 @@ class HFAudioLM(AudioModelSupport, HFLM):
             self._world_size = accelerator.num_processes
             self._device = accelerator.device
             self._model.to(self._device)
+        close_gloo_group_at_exit()
 
     @property
     def loaded(self):

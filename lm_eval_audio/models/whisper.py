@@ -61,6 +61,7 @@ from lm_eval_audio.audio import SAMPLE_RATE, as_clip_list, decode_audio, duratio
 from lm_eval_audio.trust.controls import DEFAULT_SEED
 from lm_eval_audio.trust.identity import checkpoint_fingerprint
 from lm_eval_audio.models.base import AudioModelSupport
+from lm_eval_audio.models.process_group import close_gloo_group_at_exit
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +255,7 @@ class WhisperLM(AudioModelSupport, LM):
         self.accelerator = Accelerator()
         self._rank = self.accelerator.process_index
         self._world_size = self.accelerator.num_processes
+        close_gloo_group_at_exit()
 
     def all_gather(self, tensor):
         return tensor if self.world_size <= 1 else self.accelerator.gather(tensor)
