@@ -17,10 +17,11 @@ def _exit_state(register: bool, tmp_path) -> str:
         atexit.register(lambda: print("initialised at exit:", dist.is_initialized(), flush=True))
         if {register}:
             close_gloo_group_at_exit()
-            close_gloo_group_at_exit()  # a second model in the same process registers nothing more
+            close_gloo_group_at_exit()  # a second model in the same process: destroyed once, no error
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr  # an atexit handler's error leaves the exit code 0
     return proc.stdout.strip()
 
 
@@ -32,10 +33,3 @@ def test_without_the_handler_the_group_outlives_the_atexit_handlers(tmp_path):
     # The control: what lm-eval leaves behind on its own.
     assert _exit_state(False, tmp_path) == "initialised at exit: True"
 
-
-def test_no_process_group_registers_nothing():
-    from lm_eval_audio.models import process_group
-
-    before = process_group._registered
-    process_group.close_gloo_group_at_exit()
-    assert process_group._registered == before

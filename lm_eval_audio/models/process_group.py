@@ -17,8 +17,6 @@ import logging
 
 logger = logging.getLogger(__name__)
 
-_registered = False
-
 
 def _destroy_if_gloo() -> None:
     import torch.distributed as dist
@@ -29,13 +27,11 @@ def _destroy_if_gloo() -> None:
 
 
 def close_gloo_group_at_exit() -> None:
-    """Register (once per process) the exit handler that destroys an initialised gloo group."""
-    global _registered
+    """Where this process is one rank of a group, register the exit handler that destroys the
+    group if it is gloo (a second registration is harmless: the group is destroyed once)."""
     try:
         import torch.distributed as dist
     except ImportError:  # no torch: no process group
         return
-    if _registered or not (dist.is_available() and dist.is_initialized()):
-        return
-    atexit.register(_destroy_if_gloo)
-    _registered = True
+    if dist.is_available() and dist.is_initialized():
+        atexit.register(_destroy_if_gloo)
