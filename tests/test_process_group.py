@@ -32,4 +32,3 @@ def test_gloo_group_is_destroyed_before_interpreter_exit(tmp_path):
 def test_without_the_handler_the_group_outlives_the_atexit_handlers(tmp_path):
     # The control: what lm-eval leaves behind on its own.
     assert _exit_state(False, tmp_path) == "initialised at exit: True"
-
